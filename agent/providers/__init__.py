@@ -1,0 +1,1 @@
+"""Understanding providers: offline (default), openai, replay, and hybrid (offline first)."""

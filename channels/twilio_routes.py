@@ -1,0 +1,113 @@
+"""Litestar routes for Twilio: POST /twilio/sms and POST /twilio/status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from litestar import Request, Response, Router, post
+from litestar.datastructures import State
+
+from channels.twilio import TwilioChannel, twiml
+from textdesk.errors import SignatureError
+from textdesk.pipeline import Inbound, TurnResult
+
+__all__ = ["twilio_router"]
+
+log = logging.getLogger("textdesk.channels.twilio")
+_XML = "application/xml"
+_background: set[asyncio.Task[Any]] = set()
+
+
+async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
+    try:
+        form = await request.form()
+    except Exception:  # an unparseable body is treated as an empty form; the signature check decides
+        return {}
+    return {k: str(v) for k, v in form.items()}
+
+
+def _forbidden(reason: str) -> Response[str]:
+    log.warning("twilio.forbidden", extra={"reason": reason})
+    return Response("forbidden", status_code=403, media_type="text/plain")
+
+
+async def _authenticate(request: Request[Any, Any, Any], channel: TwilioChannel, path: str
+                        ) -> dict[str, str] | Response[str]:
+    params = await _form(request)
+    try:
+        channel.verify(path, request.url.query, params, request.headers.get("x-twilio-signature"))
+    except SignatureError as exc:
+        return _forbidden(str(exc))
+    if not channel.account_ok(params):
+        return _forbidden("AccountSid does not match")
+    return params
+
+
+def _deliver_later(state: State, turn: asyncio.Task[TurnResult]) -> None:
+    """The turn outlived the webhook window: its replies go out through the REST API."""
+
+    async def finish() -> None:
+        try:
+            result = await turn
+        except Exception:
+            log.exception("turn.failed_after_timeout")
+            return
+        for r in result.replies:
+            if r.status == "queued":
+                await state.services.dispatcher.send(r.id)
+
+    task = asyncio.ensure_future(finish())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+@post("/sms", status_code=200)
+async def sms_webhook(request: Request[Any, Any, Any], state: State) -> Response[str]:
+    services = state.services
+    params = await _authenticate(request, services.twilio, "/twilio/sms")
+    if isinstance(params, Response):
+        return params
+    sender = params.get("From", "")
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    if not sender or not sid:
+        log.warning("twilio.sms.missing_fields", extra={"has_from": bool(sender), "has_sid": bool(sid)})
+        return Response("From and MessageSid are required", status_code=400, media_type="text/plain")
+    inbound = Inbound(sender=sender, body=params.get("Body", ""), sid=sid, to=params.get("To"))
+    turn = asyncio.ensure_future(services.pipeline.handle(inbound))
+    try:
+        result = await asyncio.wait_for(asyncio.shield(turn), timeout=services.settings.turn_budget_s)
+    except TimeoutError:
+        _deliver_later(state, turn)
+        return Response(twiml([]), media_type=_XML)
+    if result.route == "invalid":
+        return Response(twiml([]), media_type=_XML)
+    if result.duplicate:
+        # A retry: answer exactly as the first time; nothing new is stored or sent.
+        out = [r for r in result.replies if r.delivery == "twiml"]
+    else:
+        out = [r for r in result.replies if r.status == "queued"]
+        await services.dispatcher.mark_twiml([r.id for r in out])
+    return Response(twiml([r.body for r in out], [services.twilio.status_url(r.id) for r in out]),
+                    media_type=_XML)
+
+
+@post("/status", status_code=200)
+async def status_webhook(request: Request[Any, Any, Any], state: State) -> Response[str]:
+    services = state.services
+    params = await _authenticate(request, services.twilio, "/twilio/status")
+    if isinstance(params, Response):
+        return params
+    raw_id = request.query_params.get("m")
+    message_id = int(raw_id) if raw_id and raw_id.isdigit() else None
+    code = params.get("ErrorCode")
+    error_code = int(code) if code and code.isdigit() else None
+    status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
+    known = await services.dispatcher.status_callback(message_id, params.get("MessageSid"), status, error_code)
+    if not known:
+        log.info("twilio.status.unknown_message", extra={"sid": params.get("MessageSid")})
+    return Response("", status_code=204 if known else 200, media_type="text/plain")
+
+
+twilio_router = Router(path="/twilio", route_handlers=[sms_webhook, status_webhook])

@@ -1,0 +1,72 @@
+"""Output guard: every outgoing message is checked before it is stored for sending.
+
+Checks (in order): system-prompt canary and prompt fragments, internal identifiers, links
+outside the business allow-list, other people's phone numbers or emails, segment budget.
+A blocked message is replaced by a safe reply; the verdict goes into the trace.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from textdesk.business import Business
+from textdesk.segments import count_segments, fit_to_segments
+
+__all__ = ["CANARY", "OutputGuard", "OutputVerdict"]
+
+# Planted in every system prompt (prompts/*.yaml use it); seeing it in output means a leak.
+CANARY = "td-canary-7f3a9c"
+_PROMPT_FRAGMENTS = ("system prompt", "you are textdesk", "my instructions", "tool schema", "json schema")
+_INTERNAL = re.compile(r"\b(?:bk|msg|ct)_[0-9a-f]{8,}\b|\bcontact_id\b|\bbooking_id\b|\btraceback\b", re.I)
+_URL = re.compile(r"\b(?:https?://)?((?:[a-z0-9-]+\.)+[a-z]{2,})(?:/[^\s]*)?", re.I)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_PHONE = re.compile(r"\+?\d[\d\s().-]{8,}\d")
+
+
+@dataclass(frozen=True)
+class OutputVerdict:
+    name: str
+    triggered: bool
+    reason: str
+    replacement: str | None = None
+    details: dict[str, str] = field(default_factory=dict)
+
+
+class OutputGuard:
+    def __init__(self, business: Business, max_segments: int = 3) -> None:
+        self.business = business
+        self.max_segments = max_segments
+        self._allowed_digits = {re.sub(r"\D", "", m) for m in _PHONE.findall(business.support)}
+        self._allowed_hosts = {h.lower() for h in business.allowed_link_hosts}
+        self._safe = f"Sorry, something went wrong on our side. Reply HUMAN to reach {business.name}."
+
+    def _host_ok(self, host: str) -> bool:
+        host = host.lower()
+        return any(host == h or host.endswith("." + h) for h in self._allowed_hosts)
+
+    def check(self, text: str) -> OutputVerdict:
+        low = text.lower()
+        if CANARY in low or any(f in low for f in _PROMPT_FRAGMENTS):
+            return OutputVerdict("output", True, "leak.system_prompt", self._safe)
+        if _INTERNAL.search(text):
+            return OutputVerdict("output", True, "leak.internal_id", self._safe)
+        emails = {m.group(1).lower() for m in _EMAIL.finditer(text)}
+        for m in _URL.finditer(_EMAIL.sub("", text)):
+            host = m.group(1)
+            # Bare words like "Mar.4" are not links; require a known TLD shape with a dot.
+            if "." in host and not re.fullmatch(r"\d+(\.\d+)+", host) and not self._host_ok(host):
+                if host.split(".")[-1].lower() in {"am", "pm"}:
+                    continue
+                return OutputVerdict("output", True, "link.not_allowed", self._safe, {"host": host})
+        for dom in emails:
+            if not self._host_ok(dom):
+                return OutputVerdict("output", True, "pii.email", self._safe)
+        for m in _PHONE.finditer(text):
+            digits = re.sub(r"\D", "", m.group(0))
+            if len(digits) >= 10 and digits not in self._allowed_digits:
+                return OutputVerdict("output", True, "pii.phone", self._safe)
+        if count_segments(text).segments > self.max_segments:
+            return OutputVerdict("output", True, "segments.over_budget",
+                                 fit_to_segments(text, self.max_segments))
+        return OutputVerdict("output", False, "pass")

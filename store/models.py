@@ -1,0 +1,171 @@
+"""Tables. Datetimes are timezone-aware UTC (SQLModel's UTCDateTime keeps SQLite and PostgreSQL alike)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "AuditEvent",
+    "Booking",
+    "ConsentEvent",
+    "Contact",
+    "Conversation",
+    "Message",
+    "Trace",
+    "User",
+    "new_id",
+    "utcnow",
+]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=lambda: type(default)(default), sa_column=Column(JSON, nullable=False))
+
+
+class Contact(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(index=True, unique=True, max_length=32)  # E.164
+    name: str | None = Field(default=None, max_length=120)
+    email: str | None = Field(default=None, max_length=254)
+    tags: list[str] = _json([])
+    consent: str = Field(default="unknown", max_length=16)  # opted_in | unknown | opted_out
+    # Dialogue state: active task, collected slots, pending question, offered choices.
+    state: dict[str, Any] = _json({})
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ConsentEvent(SQLModel, table=True):
+    """Who or what changed a contact's consent, and when (kept forever for compliance)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    old: str = Field(max_length=16)
+    new: str = Field(max_length=16)
+    source: str = Field(max_length=40)  # keyword | natural_language | carrier_21610 | booking | staff
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    actor: str = Field(default="system", max_length=120)
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Conversation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str = Field(default="sms", max_length=16)
+    # bot | waiting (needs a person) | with_person | resolved
+    status: str = Field(default="bot", max_length=16, index=True)
+    escalation_reason: str | None = Field(default=None, max_length=32)
+    summary: str | None = Field(default=None, sa_column=Column(Text))
+    assigned_to: int | None = Field(default=None, foreign_key="user.id")
+    tags: list[str] = _json([])
+    notes: list[dict[str, Any]] = _json([])
+    started_at: dt.datetime = Field(default_factory=utcnow)
+    last_message_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    escalated_at: dt.datetime | None = None
+    resolved_at: dt.datetime | None = None
+
+
+class Message(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("twilio_sid", name="uq_message_twilio_sid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    direction: str = Field(max_length=8)  # in | out
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    twilio_sid: str | None = Field(default=None, max_length=64)
+    # in: received | processed ; out: queued | sending | sent | delivered | undelivered | failed | blocked
+    status: str = Field(default="received", max_length=16)
+    error_code: int | None = None
+    segments: int = 0
+    encoding: str = Field(default="GSM-7", max_length=8)
+    author: str = Field(default="bot", max_length=64)  # bot | customer | agent:<id> | system
+    # reply | opt_out_confirmation | help | agent | notification: the consent gate depends on it
+    kind: str = Field(default="reply", max_length=24)
+    attempts: int = 0
+    next_attempt_at: dt.datetime | None = None
+    in_reply_to: int | None = Field(default=None, foreign_key="message.id", index=True)
+    # How the reply left: "twiml" in the webhook answer, "rest" via the REST API.
+    delivery: str | None = Field(default=None, max_length=8)
+    created_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    processed_at: dt.datetime | None = None
+
+
+class Booking(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    service: str = Field(max_length=80)
+    provider: str | None = Field(default=None, max_length=80)
+    start: dt.datetime = Field(index=True)
+    end: dt.datetime
+    status: str = Field(default="active", max_length=16)  # active | cancelled
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Trace(SQLModel, table=True):
+    """One inbound turn's decision path, for reviewers and replay."""
+
+    __table_args__ = (Index("ix_trace_created", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    route: str = Field(max_length=16)
+    rule: str | None = Field(default=None, max_length=16)
+    intent: str | None = Field(default=None, max_length=40)
+    confidence: float | None = None
+    slots: dict[str, Any] = _json({})
+    tools: list[dict[str, Any]] = _json([])
+    escalated: bool = False
+    escalation_reason: str | None = Field(default=None, max_length=32)
+    reply: str | None = Field(default=None, sa_column=Column(Text))
+    segments: int = 0
+    provider: str | None = Field(default=None, max_length=32)
+    prompt_version: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=80)
+    llm_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    steps: list[dict[str, Any]] = _json([])  # every step's decision, in pipeline order
+    llm: list[dict[str, Any]] = _json([])  # redacted request/response exchanges
+    label: str | None = Field(default=None, max_length=16)  # correct | wrong
+    label_comment: str | None = Field(default=None, sa_column=Column(Text))
+    labelled_by: str | None = Field(default=None, max_length=254)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Discrete decisions outside a turn's trace: consent changes, bookings, staff actions."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    conversation_id: int | None = Field(default=None, index=True)
+    kind: str = Field(max_length=64, index=True)  # stable dotted code, e.g. "booking.created"
+    actor: str = Field(default="system", max_length=120)
+    data: dict[str, Any] = _json({})
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, index=True, max_length=254)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=16)  # admin | agent | reviewer
+    active: bool = True
+    created_at: dt.datetime = Field(default_factory=utcnow)

@@ -1,0 +1,124 @@
+"""Queries the pipeline, tools and web app share. Functions over an AsyncSession; callers own
+the transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import AuditEvent, Booking, ConsentEvent, Contact, Conversation, Message, utcnow
+from tools.availability import Busy
+
+__all__ = [
+    "OPEN_STATUSES",
+    "active_bookings",
+    "audit",
+    "busy_between",
+    "contact_by_phone",
+    "find_inbound",
+    "get_or_create_contact",
+    "open_conversation",
+    "replies_to",
+    "set_consent",
+]
+
+# A conversation in one of these is held by people: the bot stays silent.
+HANDOFF_STATUSES = ("waiting", "with_person")
+OPEN_STATUSES = ("bot", "waiting", "with_person")
+_IDLE = dt.timedelta(hours=24)
+
+
+async def contact_by_phone(session: AsyncSession, phone: str) -> Contact | None:
+    return (await session.exec(select(Contact).where(Contact.phone == phone))).first()
+
+
+async def get_or_create_contact(session: AsyncSession, phone: str) -> Contact:
+    contact = await contact_by_phone(session, phone)
+    if contact is None:
+        contact = Contact(phone=phone)
+        session.add(contact)
+        await session.flush()
+    return contact
+
+
+async def set_consent(
+    session: AsyncSession, contact: Contact, new: str, source: str, detail: str = "", actor: str = "system"
+) -> bool:
+    """Change consent and record who/what/when. Returns False when nothing changed."""
+    if contact.consent == new:
+        return False
+    session.add(ConsentEvent(contact_id=contact.id or 0, old=contact.consent, new=new, source=source,
+                             detail=detail[:500], actor=actor))
+    contact.consent = new
+    contact.updated_at = utcnow()
+    session.add(contact)
+    return True
+
+
+async def open_conversation(session: AsyncSession, contact: Contact, now: dt.datetime,
+                            channel: str = "sms") -> Conversation:
+    """The contact's current conversation; a new one after resolution or a day of bot silence."""
+    conv = (
+        await session.exec(
+            select(Conversation)
+            .where(Conversation.contact_id == contact.id, col(Conversation.status).in_(OPEN_STATUSES))
+            .order_by(col(Conversation.id).desc())
+        )
+    ).first()
+    if conv is not None and (conv.status != "bot" or now - conv.last_message_at < _IDLE):
+        return conv
+    if conv is not None:
+        conv.status = "resolved"
+        conv.resolved_at = now
+        session.add(conv)
+    conv = Conversation(contact_id=contact.id or 0, channel=channel, started_at=now, last_message_at=now)
+    session.add(conv)
+    await session.flush()
+    return conv
+
+
+async def find_inbound(session: AsyncSession, sid: str) -> Message | None:
+    return (await session.exec(select(Message).where(Message.twilio_sid == sid))).first()
+
+
+async def replies_to(session: AsyncSession, message_id: int) -> list[Message]:
+    rows = await session.exec(
+        select(Message).where(Message.in_reply_to == message_id).order_by(col(Message.id))
+    )
+    return list(rows)
+
+
+async def active_bookings(session: AsyncSession, contact_id: int, after: dt.datetime) -> list[Booking]:
+    rows = await session.exec(
+        select(Booking)
+        .where(Booking.contact_id == contact_id, Booking.status == "active", Booking.end > after)
+        .order_by(col(Booking.start))
+    )
+    return list(rows)
+
+
+async def busy_between(session: AsyncSession, start: dt.datetime, end: dt.datetime,
+                       exclude_booking: str | None = None) -> list[Busy]:
+    rows = await session.exec(
+        select(Booking).where(Booking.status == "active", Booking.start < end, Booking.end > start)
+    )
+    return [Busy(b.start, b.end, b.provider, b.id) for b in rows if b.id != exclude_booking]
+
+
+async def audit(session: AsyncSession, kind: str, *, contact_id: int | None = None,
+                conversation_id: int | None = None, actor: str = "system",
+                at: dt.datetime | None = None, **data: Any) -> None:
+    session.add(AuditEvent(kind=kind, contact_id=contact_id, conversation_id=conversation_id,
+                           actor=actor, data=data, at=at or utcnow()))
+
+
+async def count_messages(session: AsyncSession, contact_id: int, since: dt.datetime,
+                         direction: str = "in") -> int:
+    q = select(func.count()).select_from(Message).where(
+        Message.contact_id == contact_id, Message.direction == direction, Message.created_at >= since
+    )
+    return int((await session.exec(q)).one())

@@ -1,0 +1,99 @@
+"""The `textdesk` command. Settings are built here, once, and passed down."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from textdesk.settings import Settings
+
+app = typer.Typer(help="textdesk: a two-way SMS assistant for service businesses.", no_args_is_help=True)
+user_app = typer.Typer(help="Staff accounts.")
+app.add_typer(user_app, name="user")
+
+
+def _settings(**overrides: object) -> Settings:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)  # type: ignore[arg-type]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (use PostgreSQL for more than one).")] = 1,
+    business: Annotated[Path | None, typer.Option(help="Business file (default: the demo salon).")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy async URL.")] = None,
+) -> None:
+    """Run the web app (Twilio webhooks, staff app, API). Applies migrations first."""
+    import uvicorn
+
+    from store.db import migrate
+
+    if business is not None:
+        os.environ["TEXTDESK_BUSINESS_FILE"] = str(business.resolve())
+    if database_url is not None:
+        os.environ["TEXTDESK_DATABASE_URL"] = database_url
+    settings = Settings()
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        typer.echo("warning: several workers on SQLite serialize on the file lock; use PostgreSQL", err=True)
+    migrate(settings.database_url)
+    typer.echo(f"textdesk: serving {settings.business_file.name} on http://{host}:{port} "
+               f"(db {settings.database_url.split('@')[-1]})", err=True)
+    uvicorn.run("web.factory:app", factory=True, host=host, port=port, workers=workers,
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=20)
+
+
+@app.command()
+def chat(
+    phone: Annotated[str, typer.Option(help="The customer number to play.")] = "+12125550199",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show route, intent, slots, tools.")] = False,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy async URL.")] = None,
+) -> None:
+    """Talk to the bot in the terminal through the same pipeline as the webhook."""
+    from channels.console import chat_loop
+    from store.db import migrate_async
+    from textdesk.services import build_services
+
+    settings = _settings(database_url=database_url)
+
+    async def run() -> None:
+        await migrate_async(settings.database_url)
+        services = build_services(settings)
+        typer.echo(f"Texting {services.business.name} as {phone}. /quit to leave.")
+        try:
+            await chat_loop(services.pipeline, phone, verbose=verbose)
+        finally:
+            await services.close()
+
+    asyncio.run(run())
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    role: Annotated[str, typer.Option(help="admin | agent | reviewer")],
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy async URL.")] = None,
+) -> None:
+    """Create a staff account; the password is read from standard input."""
+    import sys
+
+    from web.auth import create_user
+
+    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True)
+    settings = _settings(database_url=database_url)
+    try:
+        asyncio.run(create_user(settings, email, role, password))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"created {role} {email}")
+
+
+def main() -> None:  # pragma: no cover
+    app()

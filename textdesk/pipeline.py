@@ -1,0 +1,403 @@
+"""The message pipeline, in DESIGN.md section 1 order. Order is a safety property.
+
+``Pipeline.handle`` reads top to bottom as the design: persist (idempotent) -> normalize and
+serialize per contact -> rate limit -> hard rules -> handoff -> injection screen -> understand
+-> policy -> tools -> output guard -> persist outbound -> trace. Each step appends a
+StepDecision to the turn's trace; short-circuits end the turn at the step that decided.
+Channels (Twilio, console) and the eval runner all call this one method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from agent.policy import BookingView, Decision, PolicyContext, decide
+from agent.providers.base import Provider, UnderstandRequest
+from agent.replies import R
+from agent.state import DialogueState
+from agent.types import Understanding
+from guardrails.injection import InjectionScreen
+from guardrails.keywords import match_rule
+from guardrails.output import OutputGuard
+from store import repo
+from store.models import Contact, Conversation, Message, Trace
+from store.outbox import Kind, queue_outbound
+from textdesk.business import Business
+from textdesk.clock import Clock
+from textdesk.phone import InvalidPhone, normalize_phone
+from textdesk.ratelimit import SlidingWindow
+from textdesk.redact import redact
+from textdesk.settings import Settings
+from tools.actions import ToolContext, ToolResult, run_tool
+
+__all__ = ["Inbound", "Pipeline", "StepDecision", "TurnResult"]
+
+log = logging.getLogger("textdesk.pipeline")
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message as a channel hands it over, already authenticated by the channel."""
+
+    sender: str
+    body: str
+    sid: str | None = None
+    channel: str = "sms"
+    to: str | None = None
+
+
+@dataclass(frozen=True)
+class StepDecision:
+    step: str
+    outcome: str
+    reason: str = ""
+    score: float | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundView:
+    id: int
+    body: str
+    segments: int
+    status: str
+    delivery: str | None = None
+
+
+@dataclass
+class TurnResult:
+    route: str  # rule | handoff | blocked | limited | agent | invalid
+    rule: str | None = None
+    intent: str | None = None
+    confidence: float | None = None
+    slots: dict[str, str] = field(default_factory=dict)
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    escalated: bool = False
+    escalation_reason: str | None = None
+    consent: str | None = None
+    replies: list[OutboundView] = field(default_factory=list)
+    llm_calls: int = 0
+    tokens: int = 0
+    ms: float = 0.0
+    steps: list[StepDecision] = field(default_factory=list)
+    message_id: int | None = None
+    contact_id: int | None = None
+    conversation_id: int | None = None
+    duplicate: bool = False
+
+    @property
+    def reply(self) -> str | None:
+        sent = [r.body for r in self.replies if r.status != "blocked"]
+        return "\n".join(sent) if sent else None
+
+    @property
+    def segments(self) -> int:
+        return sum(r.segments for r in self.replies if r.status != "blocked")
+
+
+EscalationHook = Callable[[int, str, str], Awaitable[None]]  # conversation id, reason, summary
+
+
+@dataclass
+class _Turn:
+    """Mutable working set of one turn (kept out of the public result)."""
+
+    session: AsyncSession
+    contact: Contact
+    conversation: Conversation
+    inbound: Message
+    text: str
+    now: dt.datetime
+    state: DialogueState
+    result: TurnResult
+    understanding: Understanding | None = None
+    replies: list[tuple[str, Kind]] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, business: Business, sessions: async_sessionmaker[AsyncSession],
+                 clock: Clock, provider: Provider, screen: InjectionScreen | None = None) -> None:
+        self.settings, self.business, self.sessions, self.clock = settings, business, sessions, clock
+        self.provider = provider
+        self.screen = screen or InjectionScreen(threshold=settings.injection_threshold)
+        self.output_guard = OutputGuard(business)
+        self.per_minute = SlidingWindow(settings.rate_limit_per_minute, dt.timedelta(minutes=1))
+        self.per_hour = SlidingWindow(settings.rate_limit_per_hour, dt.timedelta(hours=1))
+        self.global_minute = SlidingWindow(settings.global_rate_limit_per_minute, dt.timedelta(minutes=1))
+        self._limited_notice: dict[str, dt.datetime] = {}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.escalation_hooks: list[EscalationHook] = []
+        self.message_hooks: list[Callable[[int], Awaitable[None]]] = []  # conversation id changed
+
+    # -- entry point ----------------------------------------------------------------------------
+
+    async def handle(self, msg: Inbound) -> TurnResult:
+        started = time.perf_counter()
+        try:
+            phone = normalize_phone(msg.sender)
+        except InvalidPhone as exc:
+            log.warning("pipeline.invalid_sender", extra={"sender": redact(msg.sender), "error": str(exc)})
+            return TurnResult(route="invalid", steps=[StepDecision("normalize", "invalid_sender", str(exc))])
+        lock = self._locks.get(phone)
+        if lock is None:
+            lock = self._locks[phone] = asyncio.Lock()
+        async with lock:  # step 3: one turn at a time per contact, in arrival order
+            result = await self._handle_locked(phone, msg)
+        result.ms = round((time.perf_counter() - started) * 1000, 2)
+        return result
+
+    async def _handle_locked(self, phone: str, msg: Inbound) -> TurnResult:
+        body = (msg.body or "")[: self.settings.max_body_chars]
+        now = self.clock.now()
+        async with self.sessions() as session:
+            # Step 2: persist inbound, idempotent on the channel's message id.
+            if msg.sid:
+                existing = await repo.find_inbound(session, msg.sid)
+                if existing is not None and existing.processed_at is not None:
+                    return await self._replay(session, existing)
+            contact = await repo.get_or_create_contact(session, phone)
+            conversation = await repo.open_conversation(session, contact, now, msg.channel)
+            inbound = existing if msg.sid and existing is not None else None
+            if inbound is None:
+                inbound = Message(conversation_id=conversation.id or 0, contact_id=contact.id or 0,
+                                  direction="in", body=body, twilio_sid=msg.sid, author="customer",
+                                  created_at=now, segments=0)
+                session.add(inbound)
+                try:
+                    await session.commit()  # stored before anything else can fail
+                except IntegrityError:  # a concurrent retry of the same MessageSid won the insert
+                    await session.rollback()
+                    existing = await repo.find_inbound(session, msg.sid or "")
+                    if existing is None:
+                        raise
+                    return await self._replay(session, existing)
+            turn = _Turn(session, contact, conversation, inbound, body, now,
+                         DialogueState.load(contact.state), TurnResult(route="agent"))
+            turn.result.message_id, turn.result.contact_id = inbound.id, contact.id
+            turn.result.conversation_id = conversation.id
+            await self._run_steps(turn)
+            await self._finish(turn)
+            await session.commit()
+        await self._after_commit(turn)
+        return turn.result
+
+    # -- steps, in order --------------------------------------------------------------------------
+
+    async def _run_steps(self, t: _Turn) -> None:
+        if not await self._rate_limit(t):  # 4
+            return
+        if await self._rules(t):  # 5
+            return
+        if await self._handoff(t):  # 6
+            return
+        if await self._screen(t):  # 7
+            return
+        await self._agent(t)  # 8, 9, 10
+
+    async def _rate_limit(self, t: _Turn) -> bool:
+        key = t.contact.phone
+        ok = (self.per_minute.hit(key, t.now) & self.per_hour.hit(key, t.now)
+              & self.global_minute.hit("*", t.now))
+        if ok:
+            t.result.steps.append(StepDecision("rate_limit", "pass"))
+            return True
+        hit = match_rule(t.text, t.contact.consent == "opted_out")
+        if hit is not None and hit.rule == "opt_out":  # an opt-out is honoured even when limited
+            t.result.steps.append(StepDecision("rate_limit", "bypass", "opt_out"))
+            return True
+        t.result.route = "limited"
+        last = self._limited_notice.get(key)
+        if last is None or t.now - last >= dt.timedelta(hours=1):
+            self._limited_notice[key] = t.now
+            t.replies.append((R.rate_limited(), "reply"))
+            t.result.steps.append(StepDecision("rate_limit", "limited", "notice"))
+        else:
+            t.result.steps.append(StepDecision("rate_limit", "limited", "silent"))
+        return False
+
+    async def _rules(self, t: _Turn) -> bool:
+        c, b = t.contact, self.business
+        hit = match_rule(t.text, opted_out=c.consent == "opted_out")
+        if hit is None:
+            if c.consent == "opted_out":  # consent gate: nothing after step 5 for an opted-out contact
+                t.result.route = "rule"
+                t.result.steps.append(StepDecision("rules", "consent_gate", "opted_out"))
+                return True
+            t.result.steps.append(StepDecision("rules", "pass"))
+            return False
+        t.result.route, t.result.rule = "rule", hit.rule
+        t.result.steps.append(StepDecision("rules", hit.rule, f"{hit.how}:{hit.matched}"))
+        if hit.rule == "opt_out":
+            first = await repo.set_consent(t.session, c, "opted_out", hit.how, detail=t.text)
+            if first:  # exactly one confirmation, even if they text STOP again
+                t.replies.append((R.opt_out(b), "opt_out_confirmation"))
+            t.state.clear_task()
+        elif hit.rule == "opt_in":
+            await repo.set_consent(t.session, c, "opted_in", "keyword", detail=t.text)
+            t.replies.append((R.opt_in(b), "reply"))
+        elif hit.rule == "help":
+            t.replies.append((R.help(b), "help"))
+        elif hit.rule == "human":
+            await self._tool(t, "escalate", {"reason": "requested",
+                                             "summary": f'Customer texted "{t.text[:60]}" asking for a person.'})
+            t.state.clear_task()
+            t.replies.append((R.human(), "reply"))
+        return True
+
+    async def _handoff(self, t: _Turn) -> bool:
+        if t.conversation.status in repo.HANDOFF_STATUSES:
+            t.result.route = "handoff"
+            t.result.steps.append(StepDecision("handoff", "silent", t.conversation.status))
+            return True
+        t.result.steps.append(StepDecision("handoff", "pass"))
+        return False
+
+    async def _screen(self, t: _Turn) -> bool:
+        verdict = self.screen.screen(t.text)
+        t.result.steps.append(StepDecision("injection", "blocked" if verdict.triggered else "pass",
+                                           verdict.reason, verdict.score, dict(verdict.details)))
+        if not verdict.triggered:
+            return False
+        t.result.route = "blocked"
+        t.state.blocked += 1
+        if t.state.blocked >= self.settings.blocked_escalate_after:
+            await self._tool(t, "escalate", {"reason": "other",
+                                             "summary": f"{t.state.blocked} messages blocked by the injection screen."})
+            t.replies.append((R.escalated(), "reply"))
+        else:
+            t.replies.append((R.blocked(self.business), "reply"))
+        return True
+
+    async def _agent(self, t: _Turn) -> None:
+        local = t.now
+        bookings = await self._bookings(t)
+        history = await self._history(t)
+        req = UnderstandRequest(text=t.text, business=self.business, now=local, state=t.state,
+                                history=history, bookings=[bk.line() for bk in bookings])
+        u = await self.provider.understand(req)
+        t.understanding = u
+        t.result.llm_calls, t.result.tokens = u.llm_calls, u.tokens_in + u.tokens_out
+        t.result.steps.append(StepDecision("understand", u.intent or "none", u.provider, u.confidence,
+                                           {"slots": u.slots.given(), "prompt": u.prompt_version,
+                                            "fallback": u.fallback, "error": u.error}))
+        busy = await repo.busy_between(t.session, t.now - dt.timedelta(days=1), t.now + dt.timedelta(days=120))
+
+        async def run(name: str, args: dict[str, Any]) -> ToolResult:
+            return await self._tool(t, name, args)
+
+        ctx = PolicyContext(self.business, t.now, bookings, busy, run, self.settings.clarify_threshold, t.text)
+        decision: Decision = await decide(u, t.state, ctx)
+        t.result.intent, t.result.slots = decision.intent, decision.slots
+        t.result.confidence = u.confidence
+        t.result.steps.append(StepDecision("policy", decision.reason.rsplit(".", 1)[-1], decision.reason,
+                                           data={"pending": t.state.pending}))
+        if decision.reply:
+            t.replies.append((decision.reply, "reply"))
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    async def _tool(self, t: _Turn, name: str, args: dict[str, Any]) -> ToolResult:
+        ctx = ToolContext(t.session, self.business, t.contact, t.conversation, t.now)
+        result = await run_tool(ctx, name, args)
+        t.result.steps.append(StepDecision("tool", result.code, name, data={"args": result.args}))
+        if result.ok:
+            t.result.tools.append(result.as_call())
+            if name == "escalate":
+                t.result.escalated = True
+                t.result.escalation_reason = str(result.args.get("reason"))
+        return result
+
+    async def _bookings(self, t: _Turn) -> list[BookingView]:
+        tz = self.business.tz
+        views = []
+        for bk in await repo.active_bookings(t.session, t.contact.id or 0, t.now):
+            local = bk.start.astimezone(tz)
+            views.append(BookingView(bk.id, bk.service, bk.provider, local.date().isoformat(),
+                                     local.strftime("%H:%M")))
+        return views
+
+    async def _history(self, t: _Turn, limit: int = 6) -> list[tuple[str, str]]:
+        from sqlmodel import col, select
+
+        rows = await t.session.exec(
+            select(Message).where(Message.conversation_id == t.conversation.id, Message.id != t.inbound.id)
+            .order_by(col(Message.id).desc()).limit(limit)
+        )
+        return [("user" if m.direction == "in" else "assistant", m.body) for m in reversed(list(rows))]
+
+    async def _finish(self, t: _Turn) -> None:
+        """Steps 11-13: output guard, persist outbound, trace, state."""
+        r = t.result
+        for text, kind in t.replies:
+            verdict = self.output_guard.check(text)
+            r.steps.append(StepDecision("output_guard", "blocked" if verdict.triggered else "pass",
+                                        verdict.reason))
+            body = verdict.replacement if verdict.triggered and verdict.replacement else text
+            msg = queue_outbound(t.session, t.contact, t.conversation, body, kind=kind,
+                                 in_reply_to=t.inbound.id, now=t.now)
+            await t.session.flush()
+            if msg.status == "blocked":
+                r.steps.append(StepDecision("consent_gate", "blocked", kind))
+            r.replies.append(OutboundView(msg.id or 0, msg.body, msg.segments, msg.status))
+        r.consent = t.contact.consent
+        t.contact.state = t.state.model_dump()
+        t.session.add(t.contact)
+        t.conversation.last_message_at = t.now
+        t.session.add(t.conversation)
+        t.inbound.processed_at = t.now
+        t.session.add(t.inbound)
+        u = t.understanding
+        t.session.add(Trace(
+            message_id=t.inbound.id, contact_id=t.contact.id, conversation_id=t.conversation.id,
+            route=r.route, rule=r.rule, intent=r.intent, confidence=r.confidence, slots=r.slots,
+            tools=r.tools, escalated=r.escalated, escalation_reason=r.escalation_reason,
+            reply=r.reply, segments=r.segments, provider=u.provider if u else None,
+            prompt_version=u.prompt_version if u else None, model=u.model if u else None,
+            llm_calls=r.llm_calls, tokens_in=u.tokens_in if u else 0, tokens_out=u.tokens_out if u else 0,
+            latency_ms=0.0, steps=[asdict(s) for s in r.steps],
+            llm=[e.model_dump() for e in u.exchanges] if u else [], created_at=t.now,
+        ))
+
+    async def _after_commit(self, t: _Turn) -> None:
+        """Notifications never block or fail the customer's turn."""
+        for hook in self.message_hooks:
+            _spawn(hook(t.conversation.id or 0))
+        if t.result.escalated:
+            for ehook in self.escalation_hooks:
+                _spawn(ehook(t.conversation.id or 0, t.result.escalation_reason or "other",
+                             t.conversation.summary or ""))
+
+    async def _replay(self, session: AsyncSession, inbound: Message) -> TurnResult:
+        """A retried webhook: the first answer again, never a second reply."""
+        from sqlmodel import select
+
+        trace = (await session.exec(select(Trace).where(Trace.message_id == inbound.id))).first()
+        replies = await repo.replies_to(session, inbound.id or 0)
+        r = TurnResult(route=trace.route if trace else "agent", duplicate=True, message_id=inbound.id,
+                       contact_id=inbound.contact_id, conversation_id=inbound.conversation_id)
+        if trace is not None:
+            r.rule, r.intent, r.slots, r.tools = trace.rule, trace.intent, trace.slots, trace.tools
+            r.escalated, r.escalation_reason = trace.escalated, trace.escalation_reason
+        r.replies = [OutboundView(m.id or 0, m.body, m.segments, m.status, m.delivery) for m in replies]
+        r.steps.append(StepDecision("idempotency", "duplicate", inbound.twilio_sid or ""))
+        return r
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)

@@ -1,0 +1,57 @@
+"""Wiring: build every long-lived component from one Settings object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from agent.providers.base import Provider
+from agent.providers.factory import make_provider
+from channels.twilio import TwilioChannel
+from store.db import make_engine, make_sessionmaker
+from textdesk.business import Business, load_business
+from textdesk.clock import Clock, SystemClock
+from textdesk.delivery import Dispatcher
+from textdesk.pipeline import Pipeline
+from textdesk.settings import Settings
+
+__all__ = ["Services", "build_services"]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    business: Business
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    provider: Provider
+    pipeline: Pipeline
+    twilio: TwilioChannel
+    dispatcher: Dispatcher
+
+    async def close(self) -> None:
+        await self.twilio.http.close()
+        close = getattr(self.provider, "aclose", None)
+        if close is not None:
+            await close()
+        await self.engine.dispose()
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None, business: Business | None = None,
+                   engine: AsyncEngine | None = None, provider: Provider | None = None,
+                   twilio: TwilioChannel | None = None) -> Services:
+    business = business or load_business(settings.business_file)
+    engine = engine or make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    clock = clock or SystemClock()
+    provider = provider or make_provider(settings, business)
+    pipeline = Pipeline(settings, business, sessions, clock, provider)
+    twilio = twilio or TwilioChannel(
+        settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), settings.twilio_from,
+        settings.public_url, validate=settings.validate_signatures,
+    )
+    dispatcher = Dispatcher(sessions, twilio, clock)
+    return Services(settings, business, engine, sessions, clock, provider, pipeline, twilio, dispatcher)

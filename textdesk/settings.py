@@ -1,0 +1,67 @@
+"""Settings: one object built at the entry point (CLI) and passed down.
+
+Nothing below the CLI reads environment variables; everything comes from here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEMO_BUSINESS_FILE", "Settings"]
+
+DEMO_BUSINESS_FILE = Path(__file__).parent / "demo" / "business.yaml"
+
+
+class Settings(BaseSettings):
+    """Every ``TEXTDESK_*`` setting (see the README for what each one does)."""
+
+    model_config = SettingsConfigDict(env_prefix="TEXTDESK_", env_file=None, extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///textdesk.db"
+    business_file: Path = DEMO_BUSINESS_FILE
+    public_url: str = "http://127.0.0.1:8000"
+    validate_signatures: bool = True
+
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: SecretStr = SecretStr("dev-auth-token")
+    twilio_from: str = "+15005550006"
+    twilio_api_base: str = "https://api.twilio.com"
+
+    llm_provider: Literal["offline", "openai", "replay", "hybrid"] = "offline"
+    llm_base_url: str = "https://api.openai.com/v1"
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("TEXTDESK_LLM_API_KEY", "OPENAI_API_KEY"))
+    llm_timeout_s: float = 7.0
+    llm_temperature: float = 0.0
+    llm_max_retries: int = 2
+    prompt: str = "understand@v1"
+    cassette_dir: Path = Path("evals/cassettes")
+
+    clarify_threshold: float = 0.55
+    hybrid_threshold: float = 0.80
+    injection_threshold: float = 0.80
+    blocked_escalate_after: int = 3
+
+    turn_budget_s: float = 12.0
+    rate_limit_per_minute: int = 8
+    rate_limit_per_hour: int = 60
+    global_rate_limit_per_minute: int = 600
+    max_body_chars: int = 1600
+
+    secret_key: SecretStr = SecretStr("change-me-in-production-please")
+    slack_webhook_url: str | None = None
+    otlp_endpoint: str | None = None
+    log_level: str = "INFO"
+    retention_days: int = 0
+
+    # Staff web app (web/).
+    session_hours: int = 12  # absolute lifetime of a staff login cookie
+    login_max_failures: int = 5  # per account, within login_lockout_minutes
+    login_ip_max_failures: int = 20  # per client IP (offices share one), within login_lockout_minutes
+    login_lockout_minutes: int = 15
+    saved_cases_dir: Path = Path("evals/saved")  # reviewers' "save as eval case" files
+    auto_replies_file: Path | None = None  # admin-edited keyword auto-replies (JSON); None = next to the DB

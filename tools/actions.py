@@ -1,0 +1,199 @@
+"""Tool execution, bound to the sender.
+
+Every tool receives a ToolContext whose ``contact`` was resolved by code from the verified
+channel address. Arguments come from the policy (and, through it, possibly from a model),
+so they are validated again here and booking ids are looked up only among the contact's own
+bookings: a model that names another customer's booking gets ``not_found``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from store import repo
+from store.models import Booking, Contact, Conversation, new_id
+from textdesk.business import Business
+from textdesk.errors import ToolError
+from tools.availability import check_slot
+from tools.schemas import (
+    STATE_CHANGING,
+    TOOL_MODELS,
+    CancelBooking,
+    CreateBooking,
+    Escalate,
+    RescheduleBooking,
+    TagContact,
+    UpdateContact,
+)
+
+__all__ = ["ToolContext", "ToolResult", "run_tool"]
+
+
+@dataclass
+class ToolContext:
+    session: Any  # AsyncSession; Any keeps tools free of a hard SQLAlchemy type in signatures
+    business: Business
+    contact: Contact
+    conversation: Conversation
+    now: dt.datetime
+    max_writes_per_turn: int = 3
+    writes: int = 0
+    escalations: list[Escalate] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    name: str
+    args: dict[str, Any]
+    ok: bool
+    code: str = "ok"
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_call(self) -> dict[str, Any]:
+        return {"name": self.name, "args": self.args}
+
+
+def _local(ctx: ToolContext, date: str, time: str) -> tuple[dt.date, dt.time]:
+    return dt.date.fromisoformat(date), dt.time.fromisoformat(time)
+
+
+async def _own_booking(ctx: ToolContext, booking_id: str) -> Booking:
+    booking = await ctx.session.get(Booking, booking_id)
+    if booking is None or booking.contact_id != ctx.contact.id or booking.status != "active":
+        raise ToolError("not_found", f"no active booking {booking_id!r} for this customer")
+    return booking
+
+
+async def _slot_ok(ctx: ToolContext, service: str, date: str, time: str, provider: str | None,
+                   exclude: str | None = None) -> str | None:
+    day, at = _local(ctx, date, time)
+    start = dt.datetime.combine(day, at, ctx.business.tz).astimezone(dt.UTC)
+    busy = await repo.busy_between(ctx.session, start - dt.timedelta(hours=12),
+                                   start + dt.timedelta(hours=12), exclude_booking=exclude)
+    check = check_slot(ctx.business, busy, service, day, at, ctx.now, provider)
+    if not check.ok:
+        raise ToolError(check.reason, f"{service} at {date} {time} is not available ({check.reason})")
+    return check.provider
+
+
+async def _create(ctx: ToolContext, a: CreateBooking) -> dict[str, Any]:
+    svc = ctx.business.service(a.service)
+    if svc is None:
+        raise ToolError("unknown_service", f"unknown service {a.service!r}")
+    if a.provider is not None and ctx.business.provider(a.provider) is None:
+        raise ToolError("unknown_provider", f"unknown provider {a.provider!r}")
+    provider = await _slot_ok(ctx, a.service, a.date, a.time, a.provider)
+    day, at = _local(ctx, a.date, a.time)
+    start = dt.datetime.combine(day, at, ctx.business.tz).astimezone(dt.UTC)
+    booking = Booking(id=new_id("bk"), contact_id=ctx.contact.id or 0, service=svc.name, provider=provider,
+                      start=start, end=start + dt.timedelta(minutes=svc.minutes), created_at=ctx.now,
+                      updated_at=ctx.now)
+    ctx.session.add(booking)
+    if ctx.contact.consent == "unknown":
+        await repo.set_consent(ctx.session, ctx.contact, "opted_in", "booking", detail=booking.id)
+    await repo.audit(ctx.session, "booking.created", contact_id=ctx.contact.id, at=ctx.now,
+                     booking_id=booking.id, service=svc.name, provider=provider, start=start.isoformat())
+    return {"booking_id": booking.id, "provider": provider}
+
+
+async def _reschedule(ctx: ToolContext, a: RescheduleBooking) -> dict[str, Any]:
+    booking = await _own_booking(ctx, a.booking_id)
+    provider = await _slot_ok(ctx, booking.service, a.date, a.time, booking.provider, exclude=booking.id)
+    svc = ctx.business.service(booking.service)
+    minutes = svc.minutes if svc else int((booking.end - booking.start).total_seconds() // 60)
+    day, at = _local(ctx, a.date, a.time)
+    old = booking.start
+    booking.start = dt.datetime.combine(day, at, ctx.business.tz).astimezone(dt.UTC)
+    booking.end = booking.start + dt.timedelta(minutes=minutes)
+    booking.provider = provider
+    booking.updated_at = ctx.now
+    ctx.session.add(booking)
+    await repo.audit(ctx.session, "booking.rescheduled", contact_id=ctx.contact.id, at=ctx.now,
+                     booking_id=booking.id, old=old.isoformat(), new=booking.start.isoformat())
+    return {"booking_id": booking.id}
+
+
+async def _cancel(ctx: ToolContext, a: CancelBooking) -> dict[str, Any]:
+    booking = await _own_booking(ctx, a.booking_id)
+    booking.status = "cancelled"
+    booking.updated_at = ctx.now
+    ctx.session.add(booking)
+    await repo.audit(ctx.session, "booking.cancelled", contact_id=ctx.contact.id, at=ctx.now,
+                     booking_id=booking.id)
+    return {"booking_id": booking.id}
+
+
+async def _update_contact(ctx: ToolContext, a: UpdateContact) -> dict[str, Any]:
+    if a.name is None and a.email is None:
+        raise ToolError("empty", "nothing to update")
+    if a.name is not None:
+        ctx.contact.name = a.name
+    if a.email is not None:
+        ctx.contact.email = a.email
+    ctx.contact.updated_at = ctx.now
+    ctx.session.add(ctx.contact)
+    await repo.audit(ctx.session, "contact.updated", contact_id=ctx.contact.id, at=ctx.now,
+                     fields=[k for k in ("name", "email") if getattr(a, k) is not None])
+    return {}
+
+
+async def _tag(ctx: ToolContext, a: TagContact) -> dict[str, Any]:
+    if a.tag not in ctx.contact.tags:
+        ctx.contact.tags = [*ctx.contact.tags, a.tag]
+        ctx.session.add(ctx.contact)
+    return {}
+
+
+async def _escalate(ctx: ToolContext, a: Escalate) -> dict[str, Any]:
+    conv = ctx.conversation
+    conv.status = "waiting"
+    conv.escalation_reason = a.reason
+    conv.summary = a.summary
+    conv.escalated_at = ctx.now
+    conv.assigned_to = None
+    ctx.session.add(conv)
+    ctx.escalations.append(a)
+    await repo.audit(ctx.session, "conversation.escalated", contact_id=ctx.contact.id,
+                     conversation_id=conv.id, at=ctx.now, reason=a.reason)
+    return {}
+
+
+_HANDLERS: dict[str, Any] = {
+    "create_booking": _create,
+    "reschedule_booking": _reschedule,
+    "cancel_booking": _cancel,
+    "update_contact": _update_contact,
+    "tag_contact": _tag,
+    "escalate": _escalate,
+}
+
+
+async def run_tool(ctx: ToolContext, name: str, args: dict[str, Any]) -> ToolResult:
+    """Validate and run one state-changing tool for the bound contact. Never raises ToolError."""
+    model = TOOL_MODELS.get(name)
+    if model is None or name not in STATE_CHANGING:
+        return ToolResult(name, args, False, "unknown_tool", f"unknown tool {name!r}")
+    try:
+        parsed = model.model_validate(args)
+    except ValidationError as exc:
+        return ToolResult(name, args, False, "invalid_args", str(exc.errors()[0]["msg"]))
+    clean = parsed.model_dump(exclude_none=True)
+    if name != "escalate" and ctx.writes >= ctx.max_writes_per_turn:
+        return ToolResult(name, clean, False, "cap_reached", "too many changes in one turn")
+    try:
+        async with ctx.session.begin_nested():
+            data = await _HANDLERS[name](ctx, parsed)
+    except ToolError as exc:
+        return ToolResult(name, clean, False, exc.code, str(exc))
+    if name != "escalate":
+        ctx.writes += 1
+    if name == "create_booking" and data.get("provider") and "provider" not in clean:
+        clean["provider"] = data["provider"]
+    return ToolResult(name, clean, True, "ok", "", data)
+
+

@@ -24,15 +24,19 @@ __all__ = [
 ]
 
 _WORD = re.compile(r"[a-z0-9']+")
-_YES = re.compile(
-    r"^(?:y|ya|yah|yes+|yeah+|yea|yep+|yup|ye|yas|sure|ok|okay|okey|k|kk|confirm(?:ed)?|correct|right|"
-    r"perfect|great|good|sounds good|sounds great|that works|works for me|works|do it|book it|"
-    r"go ahead|please do|absolutely|definitely|of course|yes please|yes pls|yess please|👍|✅|👌|🙏)"
-    r"(?:[\s,.!]+(?:please|pls|plz|thanks|thank you|thx|ty|that works|sounds good|book it|do it|"
-    r"confirm|perfect|great|go ahead|👍|🙏|😊|!)*)*[\s.!]*$"
+# A confirmation is a short message made only of yes-words and filler ("ok yes book it",
+# "yess 👍", "sure thing thanks"); it needs at least one core yes-word.
+_YES_CORE = frozenset(
+    "y ya yah yes yess yesss yeah yeahh yea yep yepp yup ye yas sure ok okay okey k kk confirm confirmed "
+    "correct right perfect great good absolutely definitely alright aight works fine 👍 ✅ 👌 🙏 💯".split()
 )
-_NO = re.compile(r"^(?:no+|nope|nah|not really|no thanks|no thank you|n|negative|don't|dont|wrong|"
-                 r"that's wrong|not that)\b")
+_YES_FILLER = frozenset(
+    "please pls plz thanks thank you thx ty book it do that go ahead sounds sound lets let's let us "
+    "and for me thing of course cool awesome lol haha that's thats is that'll would be all set "
+    "🙏 😊 🙂 😀 ❤️ ! .".split()
+)
+_NO_START = re.compile(r"^(?:no+|nope|nah|not really|negative|wrong|that's wrong|thats wrong|not that)\b")
+_EMOJI_TOKEN = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
              "fifth": 5, "5th": 5, "one": 1, "two": 2, "three": 3}
 _CHOICE = re.compile(
@@ -40,8 +44,12 @@ _CHOICE = re.compile(
     r"|^(?:the\s+)?(first|second|third|fourth|fifth|1st|2nd|3rd|4th|5th|one|two|three)(?:\s+one)?"
     r"(?:\s*(?:please|pls|plz|thanks))?$"
 )
-_ABANDON = re.compile(r"^(?:never ?mind|nvm|forget (?:it|about it|that)|cancel that|scratch that|"
-                      r"don'?t worry(?: about it)?|no worries|not anymore)\b")
+_ABANDON = re.compile(
+    r"^(?:(?:oh|ok|okay|actually|wait|hmm+|um+|no|sorry|jk|lol)[\s,.!]+)*"
+    r"(?:never ?mind|nvm|forget (?:it|about it|that|the whole thing)|cancel that|scratch that|"
+    r"don'?t worry(?: about it)?|no worries|not anymore|leave it|keep (?:it|the old one|my (?:old )?\w+)"
+    r"(?: as is| the same)?|i'?ll keep it|i changed my mind)\b"
+)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _NAME = re.compile(
     r"(?:my name is|my name's|name is|name's|this is|it'?s|its|i am|i'm|im|put it under|under the name|"
@@ -56,11 +64,14 @@ _NOT_NAMES = frozenset(
 _TOPICS: dict[str, tuple[str, ...]] = {
     "refund": ("refund", "money back", "reimburse"),
     "billing": ("charged", "charge me", "overcharg", "double charg", "billing", "bill ", "invoice",
-                "receipt", "my card", "payment", "deposit back", "dispute"),
+                "receipt", "my card", "payment", "deposit back", "dispute", "charged twice"),
     "complaint": ("complain", "complaint", "rude", "terrible", "horrible", "worst", "ruined", "awful",
-                  "disgusting", "unprofessional", "not happy", "unhappy", "botched", "disappointed"),
+                  "disgusting", "unprofessional", "not happy", "unhappy", "botched", "disappointed", "waited",
+                  "apologiz", "apologis", "never again", "nobody", "no one", "ignored", "uneven", "wrong color"),
     "medical": ("allergic", "allergy", "reaction", "rash", "burn", "bleeding", "infection", "infected",
-                "swollen", "swelling", "pregnan", "medication", "medical", "doctor", "hospital", "scalp is"),
+                "swollen", "swelling", "pregnan", "medication", "medical", "doctor", "hospital", "scalp is",
+                "chemo", "cancer", "psoriasis", "eczema", "dermatitis", "flare", "lice", "stitches",
+                "surgery", "blister", "hives", "breathing"),
     "legal": ("lawyer", "attorney", "sue ", "suing", "lawsuit", "legal", "court", "small claims"),
 }
 
@@ -79,11 +90,11 @@ def match_service(business: Business, text: str) -> str | None:
         for cand in (g, g.rstrip("s"), g[:-2] if g.endswith("es") else g):
             if cand in vocab:
                 return vocab[cand]
-    long_aliases = [a for a in vocab if len(a) >= 5]
+    long_aliases = [a for a in vocab if len(a) >= 4]
     for g in grams:
-        if len(g) < 5:
+        if len(g) < 4:
             continue
-        hit = process.extractOne(g, long_aliases, scorer=fuzz.ratio, score_cutoff=84)
+        hit = process.extractOne(g, long_aliases, scorer=fuzz.ratio, score_cutoff=84 if len(g) >= 5 else 80)
         if hit is not None:
             return vocab[hit[0]]
     return None
@@ -100,11 +111,15 @@ def match_provider(business: Business, text: str) -> str | None:
 
 
 def detect_affirm(text: str) -> bool | None:
+    """True for a bare confirmation, False for a refusal, None for anything else."""
     t = text.strip().lower()
-    if _YES.match(t):
-        return True
-    if _NO.match(t):
+    if _NO_START.match(t):
         return False
+    toks = [x for x in _EMOJI_TOKEN.findall(t) if x not in {",", ".", "!", "?"}]
+    if 0 < len(toks) <= 8 and any(x in _YES_CORE for x in toks) and all(
+        x in _YES_CORE or x in _YES_FILLER for x in toks
+    ):
+        return True
     return None
 
 

@@ -110,7 +110,8 @@ async def decide(u: Understanding, st: DialogueState, ctx: PolicyContext) -> Dec
     if u.abandon and st.task:
         task = st.task
         st.clear_task()
-        return Decision(R.dropped(), task, "policy.abandon")
+        keeps = task in ("cancel_appointment", "reschedule_appointment", "update_contact")
+        return Decision(R.kept() if keeps else R.dropped(), task, "policy.abandon")
 
     answers_pending = _answers_pending(u, st)
     switching = (
@@ -187,7 +188,11 @@ async def _low_confidence(ctx: PolicyContext, st: DialogueState, u: Understandin
 
 
 def _answer(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Decision:
-    answer = answer_faq(ctx.business, ctx.text)
+    service = u.slots.service or st.slots.get("service") or st.context_service
+    day = dt.date.fromisoformat(u.slots.date) if u.slots.date else None
+    answer = answer_faq(ctx.business, ctx.text, services=[service] if service else None, day=day)
+    if u.slots.service:
+        st.context_service = u.slots.service  # "ok can i book that thursday" refers back to it
     if answer is None:
         return _resume(st, R.unknown_question(ctx.business), "ask_question", "policy.faq.unknown")
     return _resume(st, answer, "ask_question", "policy.faq.answer")
@@ -231,6 +236,8 @@ async def _book(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Deci
     _merge(st, u, ("service", "date", "time", "provider"))
     if st.pending == "confirm" and u.affirm is False and not u.slots.given():
         return _ask(st, "change", R.what_to_change(), intent, "policy.book.change")
+    if not st.slots.get("service") and st.context_service:
+        st.slots["service"] = st.context_service
     service = st.slots.get("service")
     if not service or b.service(service) is None:
         st.slots.pop("service", None)
@@ -317,6 +324,7 @@ async def _create(ctx: PolicyContext, st: DialogueState) -> Decision:
         slots = dict(s)
         slots.update({"provider": prov} if prov else {})
         st.clear_task()
+        st.context_service = None
         return Decision(reply, "book_appointment", "policy.book.created", slots, [result])
     # Someone took the slot meanwhile (or it became invalid): a new offer, never a double booking.
     st.slots.pop("time", None)
@@ -416,6 +424,8 @@ async def _reschedule(ctx: PolicyContext, st: DialogueState, u: Understanding) -
     for k in ("date", "time"):
         if k in new:
             st.slots[k] = new[k]
+    if "time" in new and ("date" not in new or u.same_day) and (u.same_day or not st.slots.get("date")):
+        st.slots["date"] = target.date  # "can I come at 5 instead" keeps the day
     st.slots["service"] = target.service
     old = when_text(target.date, target.time)
 

@@ -23,6 +23,7 @@ class DialogueState(BaseModel):
     low_conf: int = 0  # consecutive low-confidence turns
     blocked: int = 0  # injection blocks in this conversation
     last_question: str | None = None  # for drop-off reports: the question left unanswered
+    context_service: str | None = None  # the service last talked about, for "book that"
 
     @classmethod
     def load(cls, raw: dict[str, Any] | None) -> DialogueState:

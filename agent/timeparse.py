@@ -25,7 +25,7 @@ Dates are resolved against ``now``, a datetime already in the business time zone
 * "after 5", "before noon", "no later than 5", "between 2 and 4", "from 10 to 2" fill
   ``after``/``before`` and leave ``time`` None; "after work" is after 17:00.
 * Several dates: absolute dates win over today/tomorrow-style words, which win over
-  weekdays and "the 5th"; ties go to the earliest mention ("tuesday the 10th" -> the 10th).
+  weekdays and "the 5th"; among those the last mention wins ("tuesday the 10th" -> the 10th).
   Several times: the first one wins.
 """
 
@@ -272,7 +272,20 @@ def _find_date(text: _Text, today: dt.date | None) -> tuple[dt.date | None, str 
         text.mask(start, -neg_end)
     if today is None:
         return None, None
-    for _, start, neg_end, res in sorted(cands, key=lambda c: c[:3]):
+    # Explicit calendar dates win. Among relative words and weekdays the LAST mention wins,
+    # because texters correct themselves as they go ("quit my job today so i'm free friday",
+    # "can't do tmrw, friday?") -- unless the mentions are alternatives ("sat or sun").
+    cands = [c for c in cands if not any(o is not c and o[1] <= c[1] and -c[2] <= -o[2]
+                                         and (o[1], o[2]) != (c[1], c[2]) for o in cands)]
+    rel = sorted((c for c in cands if c[0] != 0), key=lambda c: c[1])
+    last_wins = len(rel) > 1 and not re.search(r"\bor\b", text.c[-rel[-2][2]:rel[-1][1]])
+
+    def order(c: tuple[int, int, int, _Resolver]) -> tuple[int, int, int]:
+        if c[0] == 0:
+            return (0, c[1], c[2])
+        return (1, -c[1] if last_wins else c[1], c[2])
+
+    for _, start, neg_end, res in sorted(cands, key=order):
         if (d := res(today)) is not None:
             return d, text.orig(start, -neg_end)
     return None, None
@@ -375,8 +388,9 @@ def _eval(kind: str, m: re.Match[str], text: _Text, pod: str | None,
     local = (pod_m[1] or ("morning" if pod_m[2] == "a" else "afternoon")) if pod_m else None
     if local in ("night", "tonight"):
         local = "evening"
-    context = (linked or bool(_CONTEXT.search(prefix)) or bool(local) or bool(g.get("ish"))
-               or bool(re.search(rf"{_MASK}[\s,]*$", text.masked[:start])))
+    # "tmrw 3" is a time, but "the friday one" is a choice of appointment, not 1 PM.
+    after_date = bool(re.search(rf"{_MASK}[\s,]*$", text.masked[:start])) and c[start:end].strip() != "one"
+    context = (linked or bool(_CONTEXT.search(prefix)) or bool(local) or bool(g.get("ish")) or after_date)
     if kind in ("bare", "compact") and not mer and not context:
         return None
     if kind == "clock" and g["sep"] == "." and not mer and not context:

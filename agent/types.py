@@ -92,6 +92,7 @@ class Understanding(BaseModel):
     after: str | None = None  # "after 5" -> "17:00"
     before: str | None = None
     target_date: str | None = None  # a date naming an existing booking ("move my thursday one")
+    same_day: bool = False  # "same day, later": keep the booking's date
     topic: str | None = None  # an escalate topic the message touched (billing, medical...)
     abandon: bool = False  # "never mind", "forget it"
     proposed: list[ProposedCall] = Field(default_factory=list)

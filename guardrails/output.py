@@ -45,13 +45,14 @@ class OutputGuard:
         host = host.lower()
         return any(host == h or host.endswith("." + h) for h in self._allowed_hosts)
 
-    def check(self, text: str) -> OutputVerdict:
+    def check(self, text: str, own: frozenset[str] = frozenset()) -> OutputVerdict:
+        """Check one outgoing message. ``own`` holds the recipient's own email and phone digits,
+        which the bot may repeat back to them (never anyone else's)."""
         low = text.lower()
         if CANARY in low or any(f in low for f in _PROMPT_FRAGMENTS):
             return OutputVerdict("output", True, "leak.system_prompt", self._safe)
         if _INTERNAL.search(text):
             return OutputVerdict("output", True, "leak.internal_id", self._safe)
-        emails = {m.group(1).lower() for m in _EMAIL.finditer(text)}
         for m in _URL.finditer(_EMAIL.sub("", text)):
             host = m.group(1)
             # Bare words like "Mar.4" are not links; require a known TLD shape with a dot.
@@ -59,12 +60,12 @@ class OutputGuard:
                 if host.split(".")[-1].lower() in {"am", "pm"}:
                     continue
                 return OutputVerdict("output", True, "link.not_allowed", self._safe, {"host": host})
-        for dom in emails:
-            if not self._host_ok(dom):
+        for m in _EMAIL.finditer(text):
+            if not self._host_ok(m.group(1)) and m.group(0).lower() not in own:
                 return OutputVerdict("output", True, "pii.email", self._safe)
         for m in _PHONE.finditer(text):
             digits = re.sub(r"\D", "", m.group(0))
-            if len(digits) >= 10 and digits not in self._allowed_digits:
+            if len(digits) >= 10 and digits not in self._allowed_digits and digits not in own:
                 return OutputVerdict("output", True, "pii.phone", self._safe)
         if count_segments(text).segments > self.max_segments:
             return OutputVerdict("output", True, "segments.over_budget",

@@ -97,3 +97,5 @@ def user_create(
 
 def main() -> None:  # pragma: no cover
     app()
+from evals.cli import register
+register(app)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -339,8 +340,11 @@ class Pipeline:
     async def _finish(self, t: _Turn) -> None:
         """Steps 11-13: output guard, persist outbound, trace, state."""
         r = t.result
+        own = frozenset(x.lower() for x in (t.contact.email, t.state.slots.get("email"),
+                                            *re.findall(r"\S+@\S+", t.text)) if x) | {
+            re.sub(r"\D", "", t.contact.phone)}
         for text, kind in t.replies:
-            verdict = self.output_guard.check(text)
+            verdict = self.output_guard.check(text, own)
             r.steps.append(StepDecision("output_guard", "blocked" if verdict.triggered else "pass",
                                         verdict.reason))
             body = verdict.replacement if verdict.triggered and verdict.replacement else text

@@ -65,3 +65,8 @@ class Settings(BaseSettings):
     login_lockout_minutes: int = 15
     saved_cases_dir: Path = Path("evals/saved")  # reviewers' "save as eval case" files
     auto_replies_file: Path | None = None  # admin-edited keyword auto-replies (JSON); None = next to the DB
+    # LLM: cassettes record/replay model responses by request fingerprint (agent/providers/cassette.py);
+    # the whole understanding step (retries + one repair) must end within llm_total_budget_s,
+    # itself capped at turn_budget_s minus a margin for the rest of the pipeline.
+    cassette_mode: Literal["off", "record", "replay"] = "off"
+    llm_total_budget_s: float = 10.0

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from rapidfuzz import fuzz
 
 from textdesk.business import DAYS, Business
 
-__all__ = ["answer_faq", "hours_text"]
+__all__ = ["answer_faq", "day_hours_text", "hours_text"]
 
 _DAY_NAMES = dict(zip(DAYS, ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), strict=True))
-_HOURS = re.compile(r"\b(hours?|open|opening|close[sd]?|closing|what time do you|when do you|sunday|saturday|weekend)\b")
-_PRICE = re.compile(r"\b(price|prices|pricing|cost|costs|how much|charge for|rate|rates|\$)")
+_HOURS = re.compile(r"\b(hours?|open|opening hours|close[sd]?|closing|what time do you|when do you (?:open|close))\b")
+_PRICE = re.compile(r"\b(price|prices|pricing|cost|costs|how much|hw much|charge for|charge)\b")
 _DURATION = re.compile(r"\bhow long\b|\bduration\b|\btake[s]?\b.*\blong\b|\bminutes\b")
 _SERVICES = re.compile(r"\b(what services|which services|what do you (?:do|offer)|services do you|menu)\b")
 _PROVIDERS = re.compile(r"\b(who works|stylists?|which providers|who(?:'s| is) available|staff)\b")
@@ -20,9 +21,7 @@ _PROVIDERS = re.compile(r"\b(who works|stylists?|which providers|who(?:'s| is) a
 
 def _hm(t: str) -> str:
     h, m = (int(x) for x in t.split(":"))
-    suffix = "am" if h < 12 else "pm"
-    h12 = h % 12 or 12
-    return f"{h12}{suffix}" if m == 0 else f"{h12}:{m:02d}{suffix}"
+    return f"{h % 12 or 12}:{m:02d} {'AM' if h < 12 else 'PM'}"
 
 
 def hours_text(b: Business) -> str:
@@ -50,10 +49,24 @@ def _mentioned_services(b: Business, text: str) -> list[str]:
     return found
 
 
-def answer_faq(b: Business, question: str) -> str | None:
-    """The business's answer to ``question``, or None when the file does not say."""
+def day_hours_text(b: Business, day: dt.date) -> str:
+    name = _DAY_NAMES[DAYS[day.weekday()]]
+    span = b.hours.get(DAYS[day.weekday()], "closed")
+    if span == "closed":
+        return f"We're closed on {name} {day.strftime('%b')} {day.day}. Our hours: {hours_text(b)}."
+    start, end = span.split("-")
+    return f"On {name} {day.strftime('%b')} {day.day} we're open {_hm(start)} to {_hm(end)}."
+
+
+def answer_faq(b: Business, question: str, services: list[str] | None = None,
+               day: dt.date | None = None) -> str | None:
+    """The business's answer to ``question``, or None when the file does not say.
+
+    ``services`` are services the caller already recognised (with typo tolerance) or knows from
+    the conversation; ``day`` is a date the question mentions, for "are you open saturday".
+    """
     text = question.lower()
-    services = _mentioned_services(b, text)
+    services = [*(services or []), *(n for n in _mentioned_services(b, text) if n not in (services or []))]
     if _PRICE.search(text) or (_DURATION.search(text) and services):
         chosen = [b.service(n) for n in services] or list(b.services)
         bits = []
@@ -71,7 +84,7 @@ def answer_faq(b: Business, question: str) -> str | None:
     if best is not None and score >= 72:
         return best.a
     if _HOURS.search(text):
-        return f"Our hours: {hours_text(b)}."
+        return day_hours_text(b, day) if day is not None else f"Our hours: {hours_text(b)}."
     if _SERVICES.search(text):
         return "We offer " + ", ".join(f"{s.name} ({s.price})" for s in b.services) + "."
     if _PROVIDERS.search(text) and b.providers:

@@ -15,7 +15,7 @@ from typing import Any
 
 from agent.replies import R, when_text
 from agent.state import DialogueState
-from agent.types import Understanding
+from agent.types import ESCALATION_REASONS, Understanding
 from textdesk.business import Business
 from tools.actions import ToolResult
 from tools.availability import Busy, check_slot, find_slots, next_open_days
@@ -60,6 +60,7 @@ class Decision:
     reason: str
     slots: dict[str, str] = field(default_factory=dict)
     calls: list[ToolResult] = field(default_factory=list)
+    confirmed_booking: str | None = None  # the customer confirmed attendance after a reminder
 
     @property
     def escalation(self) -> ToolResult | None:
@@ -99,6 +100,9 @@ async def decide(u: Understanding, st: DialogueState, ctx: PolicyContext) -> Dec
     if u.error is not None:
         return await escalate(ctx, st, "other", u.intent, "provider_error", R.outage())
 
+    proposed_escalation = _absorb_proposals(u, st, ctx)
+    if proposed_escalation is not None:
+        return await escalate(ctx, st, proposed_escalation, u.intent, f"model.{proposed_escalation}")
     if u.topic is not None and u.topic in b.escalate_topics:
         reason = _TOPIC_REASON.get(u.topic, "sensitive")
         return await escalate(ctx, st, reason, u.intent, f"topic.{u.topic}")
@@ -106,6 +110,11 @@ async def decide(u: Understanding, st: DialogueState, ctx: PolicyContext) -> Dec
         return await escalate(ctx, st, u.intent, u.intent, u.intent)
     if u.intent == "request_human" and u.confidence >= ctx.clarify_threshold:
         return await escalate(ctx, st, "requested", "request_human", "requested", R.human())
+
+    if st.pending == "reminder" and st.booking_id:
+        reminded = await _reminder_reply(ctx, st, u)
+        if reminded is not None:
+            return reminded
 
     if u.abandon and st.task:
         task = st.task
@@ -152,6 +161,54 @@ async def decide(u: Understanding, st: DialogueState, ctx: PolicyContext) -> Dec
     if intent == "update_contact":
         return await _update_contact(ctx, st, u)
     return await _low_confidence(ctx, st, u)
+
+
+def _absorb_proposals(u: Understanding, st: DialogueState, ctx: PolicyContext) -> str | None:
+    """A model's proposed tool calls are read as intent and slots, never executed as such: the
+    same confirmation rules apply as for any other turn. Booking ids must be the sender's own
+    (the provider already dropped others; checked again here). Returns an escalation reason
+    when the model proposed a hand-off, which needs no confirmation."""
+    own = {bk.id for bk in ctx.bookings}
+    for call in u.proposed:
+        if call.name == "escalate":
+            reason = str(call.args.get("reason", "other"))
+            return reason if reason in ESCALATION_REASONS else "other"
+        if call.name == "create_booking":
+            for k in ("service", "date", "time", "provider"):
+                if getattr(u.slots, k) is None and call.args.get(k):
+                    setattr(u.slots, k, str(call.args[k]))
+        elif call.name in ("reschedule_booking", "cancel_booking"):
+            bid = call.args.get("booking_id")
+            if bid in own and st.booking_id is None:
+                st.booking_id = str(bid)
+            if call.name == "reschedule_booking":
+                for k in ("date", "time"):
+                    if getattr(u.slots, k) is None and call.args.get(k):
+                        setattr(u.slots, k, str(call.args[k]))
+        elif call.name == "update_contact":
+            for k in ("name", "email"):
+                if getattr(u.slots, k) is None and call.args.get(k):
+                    setattr(u.slots, k, str(call.args[k]))
+    return None
+
+
+async def _reminder_reply(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Decision | None:
+    """"Reply 1 to confirm, 2 to reschedule, 3 to cancel" after a reminder."""
+    target = next((bk for bk in ctx.bookings if bk.id == st.booking_id), None)
+    choice = u.choice or (1 if u.affirm else None)
+    if target is None or choice not in (1, 2, 3):
+        st.pending, st.booking_id = None, None
+        return None
+    if choice == 1:
+        st.clear_task()
+        return Decision(f"Thanks, see you {when_text(target.date, target.time)}!", "check_appointment",
+                        "policy.reminder.confirmed", confirmed_booking=target.id)
+    if choice == 2:
+        st.task, st.pending, st.slots = "reschedule_appointment", None, {"service": target.service}
+        return _ask(st, "date", R.ask_new_date(target.service), "reschedule_appointment",
+                    "policy.reminder.reschedule")
+    st.task = "cancel_appointment"
+    return _ask(st, "confirm", R.confirm_cancel(target.line()), "cancel_appointment", "policy.reminder.cancel")
 
 
 def _compatible(old: str | None, new: str) -> bool:

@@ -51,13 +51,15 @@ class TwilioSendResult:
 
 class TwilioChannel:
     def __init__(self, account_sid: str, auth_token: str, from_number: str, public_url: str,
-                 http: HttpxTwilioClient | None = None, validate: bool = True) -> None:
+                 http: HttpxTwilioClient | None = None, validate: bool = True,
+                 api_base: str = "https://api.twilio.com") -> None:
         self.account_sid, self.from_number = account_sid, from_number
         self.public_url = public_url.rstrip("/")
         self.validator = RequestValidator(auth_token)
         self.validate_signatures = validate
         self.http = http or HttpxTwilioClient()
         self.client = Client(account_sid, auth_token, http_client=self.http)
+        self.client.api.base_url = api_base.rstrip("/")  # a local fake in benchmarks and fault tests
 
     def url_for(self, path: str, query: str = "") -> str:
         """The URL Twilio signed: the public URL (behind any proxy) plus path and query."""

@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "AuditEvent",
     "Booking",
+    "Job",
     "ConsentEvent",
     "Contact",
     "Conversation",
@@ -111,7 +112,9 @@ class Booking(SQLModel, table=True):
     provider: str | None = Field(default=None, max_length=80)
     start: dt.datetime = Field(index=True)
     end: dt.datetime
-    status: str = Field(default="active", max_length=16)  # active | cancelled
+    status: str = Field(default="active", max_length=16)  # active | cancelled | no_show
+    confirmed_at: dt.datetime | None = None  # the customer answered "1" to a reminder
+    external_id: str | None = Field(default=None, max_length=255)  # the event id in an external calendar
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
@@ -168,4 +171,24 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=255)
     role: str = Field(max_length=16)  # admin | agent | reviewer
     active: bool = True
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Job(SQLModel, table=True):
+    """Scheduled work (reminders, follow-ups, deliveries, recovery). Claimed with
+    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so each job runs once across workers."""
+
+    __table_args__ = (UniqueConstraint("dedupe_key", name="uq_job_dedupe_key"),
+                      Index("ix_job_due", "status", "run_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)  # reminder | no_show_followup | send | recover_inbound
+    run_at: dt.datetime
+    payload: dict[str, Any] = _json({})
+    status: str = Field(default="pending", max_length=16)  # pending | running | done | failed | cancelled
+    attempts: int = 0
+    dedupe_key: str | None = Field(default=None, max_length=160)
+    locked_by: str | None = Field(default=None, max_length=64)
+    locked_at: dt.datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: dt.datetime = Field(default_factory=utcnow)

@@ -46,6 +46,7 @@ def make_settings(db_url: str, **over: Any) -> Settings:
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,
         twilio_from="+15005550006",
+        scheduler_enabled=False,  # tests run jobs explicitly with Scheduler.run_due()
     )
     base.update(over)
     return Settings(**base)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 from textdesk.redact import redact, redact_obj
 
-__all__ = ["configure_logging"]
+__all__ = ["REQUEST_ID", "configure_logging"]
+
+# Set per request by the web app's middleware; every log line of that request carries it.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _STD = set(logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__) | {"message", "asctime"}
 
@@ -22,6 +26,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": redact(record.getMessage()),
         }
+        if (rid := REQUEST_ID.get()) is not None:
+            out["request_id"] = rid
         extra = {k: v for k, v in record.__dict__.items() if k not in _STD}
         out.update(redact_obj(extra))
         if record.exc_info:

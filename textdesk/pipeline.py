@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,6 +39,7 @@ from store.models import Contact, Conversation, Message, Trace
 from store.outbox import Kind, queue_outbound
 from textdesk.business import Business
 from textdesk.clock import Clock
+from textdesk.metrics import Metrics
 from textdesk.phone import InvalidPhone, normalize_phone
 from textdesk.ratelimit import SlidingWindow
 from textdesk.redact import redact
@@ -138,8 +142,12 @@ class Pipeline:
         self.global_minute = SlidingWindow(settings.global_rate_limit_per_minute, dt.timedelta(minutes=1))
         self._limited_notice: dict[str, dt.datetime] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._offline_provider: Provider | None = None
+        self.metrics = Metrics()
         self.escalation_hooks: list[EscalationHook] = []
         self.message_hooks: list[Callable[[int], Awaitable[None]]] = []  # conversation id changed
+        # Sends queued replies over REST for turns answered outside their own webhook.
+        self.deliver_later: Callable[[list[int]], Awaitable[None]] | None = None
 
     # -- entry point ----------------------------------------------------------------------------
 
@@ -150,40 +158,103 @@ class Pipeline:
         except InvalidPhone as exc:
             log.warning("pipeline.invalid_sender", extra={"sender": redact(msg.sender), "error": str(exc)})
             return TurnResult(route="invalid", steps=[StepDecision("normalize", "invalid_sender", str(exc))])
+        inbound = await self._store(phone, msg)  # step 2, before anything else can fail
+        async with self._contact_lock(phone):  # step 3: one turn at a time per contact, in order
+            result = await self._process_in_order(inbound)
+        result.ms = round((time.perf_counter() - started) * 1000, 2)
+        self.metrics.turn_latency.observe(result.ms / 1000)
+        return result
+
+    async def recover(self, limit: int = 100) -> int:
+        """Process inbound messages a crashed worker stored but never answered (replies by REST)."""
+        from sqlmodel import col, select
+
+        async with self.sessions() as session:
+            rows = list(await session.exec(
+                select(Message).where(Message.direction == "in", col(Message.processed_at).is_(None))
+                .order_by(col(Message.id)).limit(limit)))
+        done = 0
+        for m in rows:
+            async with self.sessions() as session:
+                contact = await session.get(Contact, m.contact_id)
+            if contact is None:
+                continue
+            async with self._contact_lock(contact.phone):
+                r = await self._process_in_order(m)
+            if self.deliver_later is not None and not r.duplicate:  # its webhook is long gone
+                await self.deliver_later([x.id for x in r.replies if x.status == "queued"])
+            done += 1
+        return done
+
+    async def _store(self, phone: str, msg: Inbound) -> Message:
+        body = (msg.body or "")[: self.settings.max_body_chars]
+        for _ in range(3):  # a concurrent writer may create the same contact or message first
+            async with self.sessions() as session:
+                try:
+                    if msg.sid:
+                        existing = await repo.find_inbound(session, msg.sid)
+                        if existing is not None:
+                            return existing
+                    now = self.clock.now()
+                    contact = await repo.get_or_create_contact(session, phone)
+                    conversation = await repo.open_conversation(session, contact, now, msg.channel)
+                    inbound = Message(conversation_id=conversation.id or 0, contact_id=contact.id or 0,
+                                      direction="in", body=body, twilio_sid=msg.sid, author="customer",
+                                      created_at=now, segments=0)
+                    session.add(inbound)
+                    await session.commit()
+                    return inbound
+                except IntegrityError:
+                    await session.rollback()
+        raise RuntimeError("could not store the inbound message")
+
+    @asynccontextmanager
+    async def _contact_lock(self, phone: str) -> AsyncIterator[None]:
+        """In-process lock, plus a PostgreSQL advisory lock so several workers serialize too."""
         lock = self._locks.get(phone)
         if lock is None:
             lock = self._locks[phone] = asyncio.Lock()
-        async with lock:  # step 3: one turn at a time per contact, in arrival order
-            result = await self._handle_locked(phone, msg)
-        result.ms = round((time.perf_counter() - started) * 1000, 2)
-        return result
-
-    async def _handle_locked(self, phone: str, msg: Inbound) -> TurnResult:
-        body = (msg.body or "")[: self.settings.max_body_chars]
-        now = self.clock.now()
-        async with self.sessions() as session:
-            # Step 2: persist inbound, idempotent on the channel's message id.
-            if msg.sid:
-                existing = await repo.find_inbound(session, msg.sid)
-                if existing is not None and existing.processed_at is not None:
-                    return await self._replay(session, existing)
-            contact = await repo.get_or_create_contact(session, phone)
-            conversation = await repo.open_conversation(session, contact, now, msg.channel)
-            inbound = existing if msg.sid and existing is not None else None
-            if inbound is None:
-                inbound = Message(conversation_id=conversation.id or 0, contact_id=contact.id or 0,
-                                  direction="in", body=body, twilio_sid=msg.sid, author="customer",
-                                  created_at=now, segments=0)
-                session.add(inbound)
+        async with lock:
+            engine = self.sessions.kw.get("bind")
+            if engine is None or engine.dialect.name != "postgresql":
+                yield
+                return
+            key = int.from_bytes(hashlib.blake2b(phone.encode(), digest_size=8).digest(), "big", signed=True)
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
                 try:
-                    await session.commit()  # stored before anything else can fail
-                except IntegrityError:  # a concurrent retry of the same MessageSid won the insert
-                    await session.rollback()
-                    existing = await repo.find_inbound(session, msg.sid or "")
-                    if existing is None:
-                        raise
-                    return await self._replay(session, existing)
-            turn = _Turn(session, contact, conversation, inbound, body, now,
+                    yield
+                finally:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    await conn.commit()
+
+    async def _process_in_order(self, inbound: Message) -> TurnResult:
+        """Answer every earlier unanswered message of this contact first (arrival order across
+        workers, and recovery after a crash), then this one. Earlier ones reply over REST."""
+        from sqlmodel import col, select
+
+        async with self.sessions() as session:
+            earlier = list(await session.exec(
+                select(Message.id).where(Message.contact_id == inbound.contact_id, Message.direction == "in",
+                                         col(Message.processed_at).is_(None), col(Message.id) < inbound.id)
+                .order_by(col(Message.id))))
+        for mid in earlier:
+            r = await self._process(int(mid))
+            if self.deliver_later is not None:
+                await self.deliver_later([x.id for x in r.replies if x.status == "queued"])
+        return await self._process(inbound.id or 0)
+
+    async def _process(self, message_id: int) -> TurnResult:
+        async with self.sessions() as session:
+            inbound = await session.get(Message, message_id)
+            assert inbound is not None
+            if inbound.processed_at is not None:  # a retry, or answered by another worker
+                return await self._replay(session, inbound)
+            contact = await session.get(Contact, inbound.contact_id)
+            conversation = await session.get(Conversation, inbound.conversation_id)
+            assert contact is not None and conversation is not None
+            now = self.clock.now()
+            turn = _Turn(session, contact, conversation, inbound, inbound.body, now,
                          DialogueState.load(contact.state), TurnResult(route="agent"))
             turn.result.message_id, turn.result.contact_id = inbound.id, contact.id
             turn.result.conversation_id = conversation.id
@@ -285,8 +356,9 @@ class Pipeline:
         bookings = await self._bookings(t)
         history = await self._history(t)
         req = UnderstandRequest(text=t.text, business=self.business, now=local, state=t.state,
-                                history=history, bookings=[bk.line() for bk in bookings])
-        u = await self.provider.understand(req)
+                                history=history, bookings=[f"[{bk.id}] {bk.line()}" for bk in bookings])
+        provider = await self._provider_within_budget(t)
+        u = await provider.understand(req)
         t.understanding = u
         t.result.llm_calls, t.result.tokens = u.llm_calls, u.tokens_in + u.tokens_out
         t.result.steps.append(StepDecision("understand", u.intent or "none", u.provider, u.confidence,
@@ -305,11 +377,49 @@ class Pipeline:
                                            data={"pending": t.state.pending}))
         if decision.reply:
             t.replies.append((decision.reply, "reply"))
+        if decision.confirmed_booking:
+            from store.models import Booking
+
+            booking = await t.session.get(Booking, decision.confirmed_booking)
+            if booking is not None and booking.contact_id == t.contact.id:
+                booking.confirmed_at = t.now
+                t.session.add(booking)
+                await repo.audit(t.session, "booking.confirmed", contact_id=t.contact.id, at=t.now,
+                                 booking_id=booking.id)
 
     # -- helpers ---------------------------------------------------------------------------------
 
+    async def _provider_within_budget(self, t: _Turn) -> Provider:
+        """The cost guard: past the daily token budget, fall back to the offline provider."""
+        if self.provider.name == "offline":
+            return self.provider
+        from sqlalchemy import func
+        from sqlmodel import select
+
+        s = self.settings
+        day_start = t.now.astimezone(self.business.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        used = func.coalesce(func.sum(Trace.tokens_in + Trace.tokens_out), 0)
+        mine = (await t.session.exec(select(used).where(Trace.contact_id == t.contact.id,
+                                                        Trace.created_at >= day_start))).one()
+        total = (await t.session.exec(select(used).where(Trace.created_at >= day_start))).one()
+        over = (s.llm_daily_tokens_per_contact and mine >= s.llm_daily_tokens_per_contact) or (
+            s.llm_daily_tokens_total and total >= s.llm_daily_tokens_total)
+        t.result.steps.append(StepDecision("cost_guard", "over_budget" if over else "pass",
+                                           data={"contact_tokens": int(mine), "total_tokens": int(total)}))
+        if not over:
+            return self.provider
+        return getattr(self.provider, "offline", None) or self._offline()
+
+    def _offline(self) -> Provider:
+        from agent.providers.offline import OfflineProvider
+
+        if self._offline_provider is None:
+            self._offline_provider = OfflineProvider()
+        return self._offline_provider
+
     async def _tool(self, t: _Turn, name: str, args: dict[str, Any]) -> ToolResult:
-        ctx = ToolContext(t.session, self.business, t.contact, t.conversation, t.now)
+        ctx = ToolContext(t.session, self.business, t.contact, t.conversation, t.now,
+                          reminder_offsets_h=list(self.settings.reminder_offsets_h))
         result = await run_tool(ctx, name, args)
         t.result.steps.append(StepDecision("tool", result.code, name, data={"args": result.args}))
         if result.ok:
@@ -374,7 +484,23 @@ class Pipeline:
         ))
 
     async def _after_commit(self, t: _Turn) -> None:
-        """Notifications never block or fail the customer's turn."""
+        """Metrics and notifications; these never block or fail the customer's turn."""
+        m, r = self.metrics, t.result
+        m.messages.labels("in", r.route).inc()
+        sent = [x for x in r.replies if x.status != "blocked"]
+        if sent:
+            m.messages.labels("out", r.route).inc(len(sent))
+            m.segments.inc(sum(x.segments for x in sent))
+        if r.llm_calls:
+            m.llm_calls.inc(r.llm_calls)
+            u = t.understanding
+            if u is not None:
+                m.tokens.labels("input").inc(u.tokens_in)
+                m.tokens.labels("output").inc(u.tokens_out)
+        if r.escalated:
+            m.escalations.labels(r.escalation_reason or "other").inc()
+        if r.rule == "opt_out":
+            m.opt_outs.inc()
         for hook in self.message_hooks:
             _spawn(hook(t.conversation.id or 0))
         if t.result.escalated:

@@ -15,6 +15,7 @@ from textdesk.business import Business, load_business
 from textdesk.clock import Clock, SystemClock
 from textdesk.delivery import Dispatcher
 from textdesk.pipeline import Pipeline
+from textdesk.scheduler import Scheduler
 from textdesk.settings import Settings
 
 __all__ = ["Services", "build_services"]
@@ -31,8 +32,16 @@ class Services:
     pipeline: Pipeline
     twilio: TwilioChannel
     dispatcher: Dispatcher
+    scheduler: Scheduler
+
+    async def start(self) -> None:
+        """Background work for a serving process: crash recovery, then the job loop."""
+        if self.settings.scheduler_enabled:
+            await self.pipeline.recover()
+            self.scheduler.start()
 
     async def close(self) -> None:
+        await self.scheduler.stop()
         await self.twilio.http.close()
         close = getattr(self.provider, "aclose", None)
         if close is not None:
@@ -48,10 +57,22 @@ def build_services(settings: Settings, *, clock: Clock | None = None, business: 
     sessions = make_sessionmaker(engine)
     clock = clock or SystemClock()
     provider = provider or make_provider(settings, business)
+    warm = getattr(provider, "warm", None)
+    if warm is not None:
+        warm()  # train the offline classifier now, not on the first customer's turn
     pipeline = Pipeline(settings, business, sessions, clock, provider)
+    _ = pipeline.screen.classifier  # likewise the injection screen's classifier
     twilio = twilio or TwilioChannel(
         settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), settings.twilio_from,
-        settings.public_url, validate=settings.validate_signatures,
+        settings.public_url, validate=settings.validate_signatures, api_base=settings.twilio_api_base,
     )
     dispatcher = Dispatcher(sessions, twilio, clock)
-    return Services(settings, business, engine, sessions, clock, provider, pipeline, twilio, dispatcher)
+    scheduler = Scheduler(settings, business, sessions, clock, dispatcher)
+
+    async def deliver(ids: list[int]) -> None:
+        for mid in ids:
+            await dispatcher.send(mid)
+
+    pipeline.deliver_later = deliver
+    return Services(settings, business, engine, sessions, clock, provider, pipeline, twilio, dispatcher,
+                    scheduler)

@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
     retention_days: int = 0
+    # Cost guard: daily LLM tokens per contact and overall; past either, understanding degrades
+    # to the offline provider (0 = no limit).
+    llm_daily_tokens_per_contact: int = 20_000
+    llm_daily_tokens_total: int = 2_000_000
+    # Messages textdesk starts: reminders (hours before the appointment), follow-ups, caps.
+    reminder_offsets_h: list[float] = [24.0, 2.0]
+    no_show_followup: bool = True
+    started_messages_per_day: int = 3
+    scheduler_poll_s: float = 5.0
+    scheduler_enabled: bool = True
 
     # Staff web app (web/).
     session_hours: int = 12  # absolute lifetime of a staff login cookie

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from store import repo
+from store.jobs import plan_booking_jobs
 from store.models import Booking, Contact, Conversation, new_id
 from textdesk.business import Business
 from textdesk.errors import ToolError
@@ -41,6 +42,7 @@ class ToolContext:
     conversation: Conversation
     now: dt.datetime
     max_writes_per_turn: int = 3
+    reminder_offsets_h: list[float] = field(default_factory=lambda: [24.0, 2.0])
     writes: int = 0
     escalations: list[Escalate] = field(default_factory=list)
 
@@ -94,6 +96,7 @@ async def _create(ctx: ToolContext, a: CreateBooking) -> dict[str, Any]:
                       start=start, end=start + dt.timedelta(minutes=svc.minutes), created_at=ctx.now,
                       updated_at=ctx.now)
     ctx.session.add(booking)
+    await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
     if ctx.contact.consent == "unknown":
         await repo.set_consent(ctx.session, ctx.contact, "opted_in", "booking", detail=booking.id)
     await repo.audit(ctx.session, "booking.created", contact_id=ctx.contact.id, at=ctx.now,
@@ -113,6 +116,7 @@ async def _reschedule(ctx: ToolContext, a: RescheduleBooking) -> dict[str, Any]:
     booking.provider = provider
     booking.updated_at = ctx.now
     ctx.session.add(booking)
+    await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
     await repo.audit(ctx.session, "booking.rescheduled", contact_id=ctx.contact.id, at=ctx.now,
                      booking_id=booking.id, old=old.isoformat(), new=booking.start.isoformat())
     return {"booking_id": booking.id}
@@ -123,6 +127,7 @@ async def _cancel(ctx: ToolContext, a: CancelBooking) -> dict[str, Any]:
     booking.status = "cancelled"
     booking.updated_at = ctx.now
     ctx.session.add(booking)
+    await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
     await repo.audit(ctx.session, "booking.cancelled", contact_id=ctx.contact.id, at=ctx.now,
                      booking_id=booking.id)
     return {"booking_id": booking.id}

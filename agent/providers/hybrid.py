@@ -51,6 +51,7 @@ class HybridProvider:
 
     def __init__(self, offline: OfflineProvider, llm: Provider, threshold: float) -> None:
         self.offline = offline
+        self.warm = offline.warm
         self.llm = llm
         self.threshold = threshold
         self.stats = HybridStats()

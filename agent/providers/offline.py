@@ -113,7 +113,7 @@ class OfflineProvider:
         when = parse_when(text, req.local_now)
         pending = st.pending
         affirm = detect_affirm(text)
-        choice = detect_choice(text) if pending in ("time", "pick_booking") else None
+        choice = detect_choice(text) if pending in ("time", "pick_booking", "reminder") else None
         slots = Slots(
             service=match_service(b, text),
             provider=match_provider(b, text),
@@ -182,7 +182,7 @@ class OfflineProvider:
         )
         strong_switch = intent in ("reschedule_appointment", "cancel_appointment", "check_appointment") \
             and conf >= 0.85 and intent != st.task
-        if st.task and pending and answers and not strong_switch and topic is None:
+        if (st.task or pending == "reminder") and pending and answers and not strong_switch and topic is None:
             intent, conf = None, 0.95
         u = Understanding(
             intent=intent,  # type: ignore[arg-type]

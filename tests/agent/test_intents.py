@@ -206,28 +206,6 @@ def test_emoji_only_acknowledgement_is_greeting() -> None:
     assert load_default().predict("👍").intent == "greeting"
 
 
-# --------------------------------------------------------------------------- performance
-
-
-def test_training_time_budget() -> None:
-    # CPU time, so a busy machine does not make this flaky. Budget: < 1.5 s.
-    start = time.process_time()
-    IntentClassifier.from_file(TRAIN_PATH)
-    assert time.process_time() - start < 1.5
-
-
-def test_predict_latency_budget() -> None:
-    clf = load_default()
-    texts = [t for ts in load_examples(SELFCHECK_PATH).values() for t in ts]
-    clf.predict(texts[0])
-    start = time.process_time()
-    for _ in range(3):
-        for t in texts:
-            clf.predict(t)
-    per_message = (time.process_time() - start) / (3 * len(texts))
-    assert per_message < 1e-3
-
-
 # --------------------------------------------------------------------------- accuracy
 
 

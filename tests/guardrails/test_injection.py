@@ -418,16 +418,6 @@ def test_training_data_is_fit(screen: InjectionScreen) -> None:
     assert caught / len(TRAIN["attack"]) >= 0.97
 
 
-# --- latency ---------------------------------------------------------------------------------
-
-
-def test_latency_well_under_two_ms(screen: InjectionScreen) -> None:
-    texts = [i["text"] for i in DEV["attack"]] + [i["text"] for i in DEV["benign"]]
-    start = time.perf_counter()
-    for text in texts:
-        screen.screen(text)
-    mean_ms = (time.perf_counter() - start) / len(texts) * 1e3
-    assert mean_ms < 2.0, f"mean {mean_ms:.3f} ms per message"
 
 
 def test_report_script_runs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 12:24:23.999400
+Create Date: 2026-11-23 12:51:23.236449
 """
 from __future__ import annotations
 
@@ -35,6 +35,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contact_phone'), ['phone'], unique=True)
+
+    op.create_table('job',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('run_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('dedupe_key', sqlmodel.sql.sqltypes.AutoString(length=160), nullable=True),
+    sa.Column('locked_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('locked_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('dedupe_key', name='uq_job_dedupe_key')
+    )
+    with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.create_index('ix_job_due', ['status', 'run_at'], unique=False)
 
     op.create_table('user',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -72,6 +90,8 @@ def upgrade() -> None:
     sa.Column('start', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('end', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('confirmed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('external_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], ),
@@ -233,6 +253,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_user_email'))
 
     op.drop_table('user')
+    with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.drop_index('ix_job_due')
+
+    op.drop_table('job')
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contact_phone'))
 

@@ -1,0 +1,173 @@
+"""Messages textdesk starts (reminders, no-show follow-ups) and the job runner behind them.
+
+Every message textdesk starts passes the same gates, in order: consent must be ``opted_in``;
+quiet hours in the recipient's local time (textdesk/quiet.py) defer it; a per-contact daily
+frequency cap defers it; then it is stored in the outbox and sent over REST with retries.
+Jobs live in the database, so they survive restarts, and store/jobs.py claims each one once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from agent.replies import when_text
+from agent.state import DialogueState
+from store import jobs, repo
+from store.models import Booking, Contact, Job, Message
+from store.outbox import queue_outbound
+from textdesk.business import Business
+from textdesk.clock import Clock
+from textdesk.delivery import Dispatcher
+from textdesk.quiet import next_allowed
+from textdesk.settings import Settings
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger("textdesk.scheduler")
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, business: Business, sessions: async_sessionmaker[AsyncSession],
+                 clock: Clock, dispatcher: Dispatcher) -> None:
+        self.settings, self.business, self.sessions = settings, business, sessions
+        self.clock, self.dispatcher = clock, dispatcher
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    # -- running -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await asyncio.wait([self._task], timeout=10)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.run_due()
+            except Exception:  # a bad job or a database blip must not kill the loop
+                log.exception("scheduler.loop_error")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.scheduler_poll_s)
+            except TimeoutError:
+                pass
+
+    async def run_due(self) -> int:
+        """Run every due job once; returns how many were run."""
+        now = self.clock.now()
+        async with self.sessions() as s:
+            claimed = await jobs.claim_due(s, now, self.worker)
+        for job in claimed:
+            await self._run(job)
+        return len(claimed)
+
+    async def _run(self, job: Job) -> None:
+        handler = {"reminder": self._reminder, "no_show_followup": self._no_show, "send": self._send}.get(job.kind)
+        status, run_at, error = "done", None, None
+        try:
+            if handler is None:
+                status, error = "failed", f"unknown job kind {job.kind}"
+            else:
+                run_at = await handler(job)
+        except Exception as exc:
+            log.exception("scheduler.job_failed", extra={"job": job.id, "kind": job.kind})
+            status, error = ("failed" if job.attempts >= 5 else "pending"), f"{type(exc).__name__}: {exc}"
+            run_at = self.clock.now() + dt.timedelta(seconds=30 * 2 ** job.attempts)
+        async with self.sessions() as s:
+            row = await s.get(Job, job.id)
+            if row is None:
+                return
+            if run_at is not None and status == "done":
+                status = "pending"  # deferred (quiet hours, frequency cap)
+            row.status, row.last_error, row.locked_by, row.locked_at = status, error, None, None
+            if run_at is not None:
+                row.run_at = run_at
+            s.add(row)
+            await s.commit()
+
+    # -- handlers: return a new run time to defer, None when done ------------------------------
+
+    async def _reminder(self, job: Job) -> dt.datetime | None:
+        async with self.sessions() as s:
+            booking = await s.get(Booking, job.payload.get("booking_id"))
+            if booking is None or booking.status != "active" or booking.start.isoformat() != job.payload.get("start"):
+                return None  # cancelled or moved: a newer job covers it
+            local = booking.start.astimezone(self.business.tz)
+            who = f" with {booking.provider}" if booking.provider else ""
+            body = (f"Reminder from {self.business.name}: your {booking.service}{who} is "
+                    f"{when_text(local.date().isoformat(), local.strftime('%H:%M'))}. "
+                    "Reply 1 to confirm, 2 to reschedule, 3 to cancel.")
+            state_change = {"pending": "reminder", "booking_id": booking.id}
+            return await self._start(s, booking.contact_id, body, state_change)
+
+    async def _no_show(self, job: Job) -> dt.datetime | None:
+        async with self.sessions() as s:
+            booking = await s.get(Booking, job.payload.get("booking_id"))
+            if booking is None or booking.status != "no_show":
+                return None
+            body = (f"We missed you at your {booking.service} today. Want to rebook? "
+                    "Just text us a day and time.")
+            return await self._start(s, booking.contact_id, body, None)
+
+    async def _send(self, job: Job) -> dt.datetime | None:
+        msg = await self.dispatcher.send(int(job.payload["message_id"]))
+        if msg is not None and msg.status == "failed" and job.attempts < 5 and msg.error_code != 21610:
+            async with self.sessions() as s:
+                row = await s.get(Message, msg.id)
+                if row is not None:
+                    row.status = "queued"  # try again later with backoff
+                    s.add(row)
+                    await s.commit()
+            return self.clock.now() + dt.timedelta(seconds=30 * 2 ** job.attempts)
+        return None
+
+    async def _start(self, s: AsyncSession, contact_id: int, body: str,
+                     state_change: dict[str, Any] | None) -> dt.datetime | None:
+        """The gates for a message textdesk starts; send it or say when to try again."""
+        now = self.clock.now()
+        contact = await s.get(Contact, contact_id)
+        if contact is None or contact.consent != "opted_in":
+            await repo.audit(s, "outreach.skipped_no_consent", contact_id=contact_id, at=now)
+            await s.commit()
+            return None
+        allowed = next_allowed(now, contact.phone, self.business)
+        if allowed > now:
+            return allowed
+        since = now - dt.timedelta(days=1)
+        sent_today = (await s.exec(select(func.count()).select_from(Message).where(
+            Message.contact_id == contact_id, Message.kind == "notification",
+            col(Message.status) != "blocked", Message.created_at >= since))).one()
+        if sent_today >= self.settings.started_messages_per_day:
+            oldest = (await s.exec(select(func.min(Message.created_at)).where(
+                Message.contact_id == contact_id, Message.kind == "notification",
+                Message.created_at >= since))).one()
+            return (oldest or now) + dt.timedelta(days=1)
+        conv = await repo.open_conversation(s, contact, now)
+        if conv.status in repo.HANDOFF_STATUSES:
+            return None  # a person holds the conversation; no automated texts in between
+        msg = queue_outbound(s, contact, conv, body, kind="notification", now=now)
+        if state_change:
+            st = DialogueState.load(contact.state)
+            st.clear_task()
+            st.pending, st.booking_id = state_change["pending"], state_change["booking_id"]
+            st.last_question = body
+            contact.state = st.model_dump()
+            s.add(contact)
+        await s.commit()
+        await self.dispatcher.send(msg.id or 0)
+        return None

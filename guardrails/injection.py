@@ -29,6 +29,7 @@ layer's job, not this screen's.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import unicodedata
@@ -1122,6 +1123,12 @@ def load_training_data(path: Path = TRAIN_FILE) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+@functools.cache
+def _default_classifier() -> TextClassifier:
+    """Trained once per process and shared by every screen (evals build many pipelines)."""
+    return load_classifier()
+
+
 def load_classifier(path: Path = TRAIN_FILE) -> TextClassifier:
     """Train (once per process and data file) and return the injection classifier."""
     with _clf_lock:
@@ -1168,7 +1175,7 @@ class InjectionScreen:
     @property
     def classifier(self) -> TextClassifier:
         if self._classifier is None:
-            self._classifier = load_classifier()
+            self._classifier = _default_classifier()
         return self._classifier
 
     def screen(self, text: str) -> InjectionVerdict:

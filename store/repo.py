@@ -46,15 +46,17 @@ async def get_or_create_contact(session: AsyncSession, phone: str) -> Contact:
 
 
 async def set_consent(
-    session: AsyncSession, contact: Contact, new: str, source: str, detail: str = "", actor: str = "system"
+    session: AsyncSession, contact: Contact, new: str, source: str, detail: str = "", actor: str = "system",
+    at: dt.datetime | None = None,
 ) -> bool:
     """Change consent and record who/what/when. Returns False when nothing changed."""
     if contact.consent == new:
         return False
+    when = at or utcnow()
     session.add(ConsentEvent(contact_id=contact.id or 0, old=contact.consent, new=new, source=source,
-                             detail=detail[:500], actor=actor))
+                             detail=detail[:500], actor=actor, at=when))
     contact.consent = new
-    contact.updated_at = utcnow()
+    contact.updated_at = when
     session.add(contact)
     return True
 

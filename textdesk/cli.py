@@ -99,3 +99,5 @@ def main() -> None:  # pragma: no cover
     app()
 from evals.cli import register
 register(app)
+from textdesk.privacy_cli import register as register_privacy
+register_privacy(app)

@@ -96,7 +96,8 @@ class Dispatcher:
                 if result.error_code == OPT_OUT_ERROR:
                     contact = await s.get(Contact, msg2.contact_id)
                     if contact is not None:
-                        await repo.set_consent(s, contact, "opted_out", "carrier_21610", detail=str(message_id))
+                        await repo.set_consent(s, contact, "opted_out", "carrier_21610", detail=str(message_id),
+                                               at=self.clock.now())
             s.add(msg2)
             await s.commit()
             return msg2
@@ -121,7 +122,7 @@ class Dispatcher:
                 contact = await s.get(Contact, msg.contact_id)
                 if contact is not None:
                     await repo.set_consent(s, contact, "opted_out", "carrier_21610",
-                                           detail=f"status callback for {sid or message_id}")
+                                           detail=f"status callback for {sid or message_id}", at=self.clock.now())
                     await repo.audit(s, "consent.carrier_opt_out", contact_id=contact.id,
                                      at=self.clock.now(), sid=sid)
             await s.commit()

@@ -245,6 +245,7 @@ class Pipeline:
         return await self._process(inbound.id or 0)
 
     async def _process(self, message_id: int) -> TurnResult:
+        started = time.perf_counter()
         async with self.sessions() as session:
             inbound = await session.get(Message, message_id)
             assert inbound is not None
@@ -259,7 +260,7 @@ class Pipeline:
             turn.result.message_id, turn.result.contact_id = inbound.id, contact.id
             turn.result.conversation_id = conversation.id
             await self._run_steps(turn)
-            await self._finish(turn)
+            await self._finish(turn, started)
             await session.commit()
         await self._after_commit(turn)
         return turn.result
@@ -311,12 +312,12 @@ class Pipeline:
         t.result.route, t.result.rule = "rule", hit.rule
         t.result.steps.append(StepDecision("rules", hit.rule, f"{hit.how}:{hit.matched}"))
         if hit.rule == "opt_out":
-            first = await repo.set_consent(t.session, c, "opted_out", hit.how, detail=t.text)
+            first = await repo.set_consent(t.session, c, "opted_out", hit.how, detail=t.text, at=t.now)
             if first:  # exactly one confirmation, even if they text STOP again
                 t.replies.append((R.opt_out(b), "opt_out_confirmation"))
             t.state.clear_task()
         elif hit.rule == "opt_in":
-            await repo.set_consent(t.session, c, "opted_in", "keyword", detail=t.text)
+            await repo.set_consent(t.session, c, "opted_in", "keyword", detail=t.text, at=t.now)
             t.replies.append((R.opt_in(b), "reply"))
         elif hit.rule == "help":
             t.replies.append((R.help(b), "help"))
@@ -447,17 +448,17 @@ class Pipeline:
         )
         return [("user" if m.direction == "in" else "assistant", m.body) for m in reversed(list(rows))]
 
-    async def _finish(self, t: _Turn) -> None:
+    async def _finish(self, t: _Turn, started: float) -> None:
         """Steps 11-13: output guard, persist outbound, trace, state."""
         r = t.result
         own = frozenset(x.lower() for x in (t.contact.email, t.state.slots.get("email"),
                                             *re.findall(r"\S+@\S+", t.text)) if x) | {
             re.sub(r"\D", "", t.contact.phone)}
-        for text, kind in t.replies:
-            verdict = self.output_guard.check(text, own)
+        for body_text, kind in t.replies:
+            verdict = self.output_guard.check(body_text, own)
             r.steps.append(StepDecision("output_guard", "blocked" if verdict.triggered else "pass",
                                         verdict.reason))
-            body = verdict.replacement if verdict.triggered and verdict.replacement else text
+            body = verdict.replacement if verdict.triggered and verdict.replacement else body_text
             msg = queue_outbound(t.session, t.contact, t.conversation, body, kind=kind,
                                  in_reply_to=t.inbound.id, now=t.now)
             await t.session.flush()
@@ -479,7 +480,7 @@ class Pipeline:
             reply=r.reply, segments=r.segments, provider=u.provider if u else None,
             prompt_version=u.prompt_version if u else None, model=u.model if u else None,
             llm_calls=r.llm_calls, tokens_in=u.tokens_in if u else 0, tokens_out=u.tokens_out if u else 0,
-            latency_ms=0.0, steps=[asdict(s) for s in r.steps],
+            latency_ms=round((time.perf_counter() - started) * 1000, 2), steps=[asdict(s) for s in r.steps],
             llm=[e.model_dump() for e in u.exchanges] if u else [], created_at=t.now,
         ))
 

@@ -98,7 +98,7 @@ async def _create(ctx: ToolContext, a: CreateBooking) -> dict[str, Any]:
     ctx.session.add(booking)
     await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
     if ctx.contact.consent == "unknown":
-        await repo.set_consent(ctx.session, ctx.contact, "opted_in", "booking", detail=booking.id)
+        await repo.set_consent(ctx.session, ctx.contact, "opted_in", "booking", detail=booking.id, at=ctx.now)
     await repo.audit(ctx.session, "booking.created", contact_id=ctx.contact.id, at=ctx.now,
                      booking_id=booking.id, service=svc.name, provider=provider, start=start.isoformat())
     return {"booking_id": booking.id, "provider": provider}

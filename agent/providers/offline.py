@@ -5,6 +5,7 @@ of hybrid mode, so its confidence must mean something: hybrid calls the LLM belo
 
 from __future__ import annotations
 
+import functools
 import re
 
 from agent.extract import (
@@ -68,6 +69,16 @@ _STOPWORDS = frozenset(
 _INTENT_FOR_TOPIC = {"billing": "billing", "refund": "billing", "complaint": "complaint"}
 
 
+@functools.cache
+def _training_vocab() -> frozenset[str]:
+    """Every word of the shipped training data: a message with too few of them is gibberish."""
+    words: set[str] = set()
+    for examples in load_examples(TRAIN_PATH).values():
+        for ex in examples:
+            words.update(_WORDS.findall(ex.lower()))
+    return frozenset(words)
+
+
 def _fmt_date(d: object) -> str | None:
     return d.isoformat() if d is not None else None  # type: ignore[attr-defined]
 
@@ -85,13 +96,8 @@ class OfflineProvider:
 
     @property
     def vocab(self) -> frozenset[str]:
-        """Every word of the shipped training data: a message with none of them is gibberish."""
         if self._vocab is None:
-            words: set[str] = set()
-            for examples in load_examples(TRAIN_PATH).values():
-                for ex in examples:
-                    words.update(_WORDS.findall(ex.lower()))
-            self._vocab = frozenset(words)
+            self._vocab = _training_vocab()
         return self._vocab
 
     def warm(self) -> None:

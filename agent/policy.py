@@ -466,30 +466,31 @@ async def _reschedule(ctx: PolicyContext, st: DialogueState, u: Understanding) -
         return d
     picking = st.booking_id is None
     hint = u.target_date or (u.slots.date if picking and _is_booked_date(ctx, u.slots.date) else None)
-    target = await _pick_target(ctx, st, u, "reschedule", intent, hint)
-    if isinstance(target, Decision):
-        return target
+    picked = await _pick_target(ctx, st, u, "reschedule", intent, hint)
+    if isinstance(picked, Decision):
+        return picked
+    booking = picked
     new = u.slots.given()
     if hint and new.get("date") == hint and not u.target_date:
         new.pop("date")
     if st.pending == "time":
-        picked = _pick_choice(st, u)
-        if picked is not None:
-            new["time"] = picked
+        chosen = _pick_choice(st, u)
+        if chosen is not None:
+            new["time"] = chosen
             if st.choice_date:
                 new["date"] = st.choice_date
     for k in ("date", "time"):
         if k in new:
             st.slots[k] = new[k]
     if "time" in new and ("date" not in new or u.same_day) and (u.same_day or not st.slots.get("date")):
-        st.slots["date"] = target.date  # "can I come at 5 instead" keeps the day
-    st.slots["service"] = target.service
-    old = when_text(target.date, target.time)
+        st.slots["date"] = booking.date  # "can I come at 5 instead" keeps the day
+    st.slots["service"] = booking.service
+    old = when_text(booking.date, booking.time)
 
     def confirm(date: str, time: str, provider: str | None) -> str:
-        return R.confirm_reschedule(target.service, old, date, time)
+        return R.confirm_reschedule(booking.service, old, date, time)
 
-    return await _book_when(ctx, st, u, target.service, intent, confirm, exclude=target.id)
+    return await _book_when(ctx, st, u, booking.service, intent, confirm, exclude=booking.id)
 
 
 def _is_booked_date(ctx: PolicyContext, date: str | None) -> bool:

@@ -89,7 +89,7 @@ class TwilioChannel:
         try:
             msg = await self.client.messages.create_async(
                 to=to, from_=self.from_number, body=body,
-                status_callback=status_callback or None,  # type: ignore[arg-type]
+                status_callback=status_callback or None,
             )
         except TwilioRestException as exc:
             retryable = exc.status == 429 or exc.status >= 500

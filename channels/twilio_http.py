@@ -19,7 +19,7 @@ class HttpxTwilioClient(AsyncHttpClient):
         super().__init__(_log, True, timeout)
         self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
 
-    async def request(  # type: ignore[override]
+    async def request(
         self,
         method: str,
         url: str,

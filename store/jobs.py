@@ -61,7 +61,7 @@ async def claim_due(session: AsyncSession, now: dt.datetime, worker: str, limit:
         return jobs
     claimed: list[Job] = []
     for job in list(await session.exec(q)):
-        res = await session.exec(  # type: ignore[call-overload]
+        res = await session.exec(
             update(Job).where(col(Job.id) == job.id, col(Job.status) == job.status,
                               col(Job.attempts) == job.attempts)
             .values(status="running", locked_by=worker, locked_at=now, attempts=job.attempts + 1)

@@ -28,11 +28,16 @@ OPT_OUT_ERROR = 21610
 
 
 class SendResult(Protocol):
-    ok: bool
-    sid: str | None
-    status: str | None
-    error_code: int | None
-    retryable: bool
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def sid(self) -> str | None: ...
+    @property
+    def status(self) -> str | None: ...
+    @property
+    def error_code(self) -> int | None: ...
+    @property
+    def retryable(self) -> bool: ...
 
 
 class Sender(Protocol):

@@ -239,7 +239,7 @@ class Pipeline:
                                          col(Message.processed_at).is_(None), col(Message.id) < inbound.id)
                 .order_by(col(Message.id))))
         for mid in earlier:
-            r = await self._process(int(mid))
+            r = await self._process(int(mid or 0))
             if self.deliver_later is not None:
                 await self.deliver_later([x.id for x in r.replies if x.status == "queued"])
         return await self._process(inbound.id or 0)

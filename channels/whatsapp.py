@@ -1,0 +1,249 @@
+"""WhatsApp through Twilio: a second channel on the same pipeline.
+
+Twilio delivers WhatsApp messages with the SMS webhook's form fields and signature; only the
+addresses differ (``From=whatsapp:+14155550100``). This module strips the prefix so the contact
+is stored under their E.164 number, hands the turn to the same pipeline with
+``channel="whatsapp"``, and answers in TwiML exactly like the SMS webhook.
+
+WhatsApp's 24-hour customer-service window: for 24 h after the customer's last message the
+business may send free-form messages; outside it only pre-approved templates (Twilio Content
+API, ``ContentSid`` ``HX...``) may be sent. Replies in the webhook answer are inside the window
+by construction; for messages textdesk starts, ``plan_outbound`` decides and raises
+``TemplateRequired`` rather than letting Twilio fail with error 63016.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import httpx
+from litestar import Request, Response, Router, post
+from litestar.datastructures import State
+from twilio.base.exceptions import TwilioRestException
+
+from channels.twilio import TwilioChannel, TwilioSendResult, twiml
+from textdesk.delivery import Dispatcher, Sender
+from textdesk.errors import ChannelError, SignatureError
+from textdesk.pipeline import Inbound, TurnResult
+
+__all__ = [
+    "CHANNEL",
+    "PREFIX",
+    "SERVICE_WINDOW",
+    "WINDOW_CLOSED_ERROR",
+    "OutboundPlan",
+    "Template",
+    "TemplateRequired",
+    "WhatsAppSender",
+    "address",
+    "in_service_window",
+    "plan_outbound",
+    "strip_address",
+    "whatsapp_router",
+]
+
+log = logging.getLogger("textdesk.channels.whatsapp")
+
+CHANNEL = "whatsapp"
+PREFIX = "whatsapp:"
+SERVICE_WINDOW = dt.timedelta(hours=24)
+WINDOW_CLOSED_ERROR = 63016  # Twilio: free-form message outside the allowed window
+_XML = "application/xml"
+_background: set[asyncio.Task[Any]] = set()
+
+
+class TemplateRequired(ChannelError):
+    """Outside the 24-hour window: only an approved template (``template_sid``) may be sent."""
+
+
+# -- addresses and the service window (pure) --------------------------------------------------------
+
+
+def strip_address(raw: str) -> str:
+    """``whatsapp:+14155550100`` -> ``+14155550100``; ChannelError for a non-WhatsApp address."""
+    text = (raw or "").strip()
+    if not text.lower().startswith(PREFIX):
+        raise ChannelError(f"not a WhatsApp address: {raw!r}")
+    number = text[len(PREFIX) :].strip()
+    if not number:
+        raise ChannelError("empty WhatsApp address")
+    return number
+
+
+def address(e164: str) -> str:
+    return e164 if e164.lower().startswith(PREFIX) else PREFIX + e164
+
+
+def in_service_window(last_inbound_at: dt.datetime | None, now: dt.datetime) -> bool:
+    """True while free-form messages may be sent: under 24 h since the customer last wrote."""
+    if last_inbound_at is None:
+        return False
+    if last_inbound_at.tzinfo is None or now.tzinfo is None:
+        raise ValueError("in_service_window needs timezone-aware datetimes")
+    return now - last_inbound_at < SERVICE_WINDOW
+
+
+@dataclass(frozen=True)
+class Template:
+    """A pre-approved WhatsApp template in Twilio's Content API (``HX`` + 32 hex)."""
+
+    sid: str
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.sid.startswith("HX"):
+            raise ValueError(f"a template_sid is a Twilio Content SID (HX...), got {self.sid!r}")
+
+
+@dataclass(frozen=True)
+class OutboundPlan:
+    mode: Literal["session", "template"]
+    body: str | None = None
+    template: Template | None = None
+
+
+def plan_outbound(
+    body: str, *, last_inbound_at: dt.datetime | None, now: dt.datetime, template: Template | None = None
+) -> OutboundPlan:
+    """How a message textdesk starts may go out: free-form inside the window, else the template."""
+    if in_service_window(last_inbound_at, now):
+        return OutboundPlan("session", body=body)
+    if template is None:
+        raise TemplateRequired("outside the 24-hour WhatsApp window a template_sid is required")
+    return OutboundPlan("template", template=template)
+
+
+# -- sending ------------------------------------------------------------------------------------------
+
+
+class WhatsAppSender:
+    """Sends over Twilio's Messages API with ``whatsapp:`` addresses. Fits ``textdesk.delivery.Sender``
+    (``send`` is a free-form session message: the caller has checked the window)."""
+
+    def __init__(self, twilio: TwilioChannel, from_number: str) -> None:
+        self.twilio = twilio
+        self.from_address = address(from_number)
+
+    def status_url(self, message_id: int) -> str:
+        return self.twilio.status_url(message_id)
+
+    async def _create(self, to: str, status_callback: str | None, **kw: Any) -> TwilioSendResult:
+        try:
+            msg = await self.twilio.client.messages.create_async(
+                to=address(to),
+                from_=self.from_address,
+                status_callback=status_callback or None,
+                **kw,
+            )
+        except TwilioRestException as exc:
+            retryable = exc.status == 429 or exc.status >= 500
+            log.warning("whatsapp.send_failed", extra={"status": exc.status, "code": exc.code})
+            return TwilioSendResult(False, error_code=exc.code, error=str(exc.msg), retryable=retryable)
+        except (TimeoutError, OSError, httpx.HTTPError) as exc:
+            return TwilioSendResult(False, error=type(exc).__name__, retryable=True)
+        return TwilioSendResult(True, sid=msg.sid, status=msg.status)
+
+    async def send(self, to: str, body: str, status_callback: str | None = None) -> TwilioSendResult:
+        return await self._create(to, status_callback, body=body)
+
+    async def send_template(
+        self, to: str, template: Template, status_callback: str | None = None
+    ) -> TwilioSendResult:
+        return await self._create(
+            to,
+            status_callback,
+            content_sid=template.sid,
+            content_variables=json.dumps(dict(template.variables), sort_keys=True),
+        )
+
+    async def send_planned(
+        self, to: str, plan: OutboundPlan, status_callback: str | None = None
+    ) -> TwilioSendResult:
+        if plan.mode == "template" and plan.template is not None:
+            return await self.send_template(to, plan.template, status_callback)
+        return await self.send(to, plan.body or "", status_callback)
+
+
+# -- webhook ------------------------------------------------------------------------------------------
+
+
+def _forbidden(reason: str) -> Response[str]:
+    log.warning("whatsapp.forbidden", extra={"reason": reason})
+    return Response("forbidden", status_code=403, media_type="text/plain")
+
+
+async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
+    try:
+        form = await request.form()
+    except Exception:  # an unparseable body is an empty form; the signature check decides
+        return {}
+    return {k: str(v) for k, v in form.items()}
+
+
+def _deliver_later(services: Any, turn: asyncio.Task[TurnResult], from_number: str) -> None:
+    """The turn outlived the webhook: its replies go out over the REST API, as WhatsApp messages
+    (still inside the window: the customer has just written)."""
+    # cast: delivery.SendResult declares settable attributes, which a frozen result cannot match.
+    sender = cast("Sender", WhatsAppSender(services.twilio, from_number))
+    dispatcher = Dispatcher(services.sessions, sender, services.clock)
+
+    async def finish() -> None:
+        try:
+            result = await turn
+        except Exception:
+            log.exception("whatsapp.turn_failed_after_timeout")
+            return
+        for r in result.replies:
+            if r.status == "queued":
+                await dispatcher.send(r.id)
+
+    task = asyncio.ensure_future(finish())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+@post("/sms", status_code=200)
+async def whatsapp_webhook(request: Request[Any, Any, Any], state: State) -> Response[str]:
+    services = state.services
+    twilio: TwilioChannel = services.twilio
+    params = await _form(request)
+    try:
+        twilio.verify("/whatsapp/sms", request.url.query, params, request.headers.get("x-twilio-signature"))
+    except SignatureError as exc:
+        return _forbidden(str(exc))
+    if not twilio.account_ok(params):
+        return _forbidden("AccountSid does not match")
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    try:
+        sender = strip_address(params.get("From", ""))
+        ours = strip_address(params.get("To", "")) if params.get("To") else None
+    except ChannelError as exc:
+        log.warning("whatsapp.bad_address", extra={"error": str(exc)})
+        return Response(str(exc), status_code=400, media_type="text/plain")
+    if not sid:
+        return Response("MessageSid is required", status_code=400, media_type="text/plain")
+    inbound = Inbound(sender=sender, body=params.get("Body", ""), sid=sid, channel=CHANNEL, to=ours)
+    turn = asyncio.ensure_future(services.pipeline.handle(inbound))
+    try:
+        result = await asyncio.wait_for(asyncio.shield(turn), timeout=services.settings.turn_budget_s)
+    except TimeoutError:
+        from_number = ours or getattr(services.settings, "whatsapp_from", None) or twilio.from_number
+        _deliver_later(services, turn, from_number)
+        return Response(twiml([]), media_type=_XML)
+    if result.route == "invalid":
+        return Response(twiml([]), media_type=_XML)
+    if result.duplicate:  # a Twilio retry: the first answer again, nothing new
+        out = [r for r in result.replies if r.delivery == "twiml"]
+    else:
+        out = [r for r in result.replies if r.status == "queued"]
+        await services.dispatcher.mark_twiml([r.id for r in out])
+    return Response(twiml([r.body for r in out], [twilio.status_url(r.id) for r in out]), media_type=_XML)
+
+
+whatsapp_router = Router(path="/whatsapp", route_handlers=[whatsapp_webhook])

@@ -5,13 +5,14 @@ Only this module knows Twilio's form fields, TwiML, signatures and error codes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
+import httpx
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
@@ -85,22 +86,20 @@ class TwilioChannel:
         return self.url_for("/twilio/status", f"m={message_id}")
 
     async def send(self, to: str, body: str, status_callback: str | None = None) -> TwilioSendResult:
-        """Send through the REST API. Classifies failures so the outbox can retry the right ones."""
+        """Send an SMS through the REST API."""
+        return await self.create(to, self.from_number, status_callback, body=body)
+
+    async def create(self, to: str, from_: str, status_callback: str | None, **fields: Any) -> TwilioSendResult:
+        """POST a message (SMS, or WhatsApp with ``whatsapp:`` addresses). Failures are classified
+        so the outbox retries the right ones: 429 and 5xx and network errors are retryable."""
         try:
             msg = await self.client.messages.create_async(
-                to=to, from_=self.from_number, body=body,
-                status_callback=status_callback or None,
+                to=to, from_=from_, status_callback=status_callback or None, **fields
             )
         except TwilioRestException as exc:
             retryable = exc.status == 429 or exc.status >= 500
             log.warning("twilio.send_failed", extra={"status": exc.status, "code": exc.code})
             return TwilioSendResult(False, error_code=exc.code, error=str(exc.msg), retryable=retryable)
-        except (TimeoutError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError, httpx.HTTPError) as exc:
             return TwilioSendResult(False, error=type(exc).__name__, retryable=True)
-        except Exception as exc:  # httpx transport errors and the like
-            import httpx
-
-            if isinstance(exc, httpx.HTTPError):
-                return TwilioSendResult(False, error=type(exc).__name__, retryable=True)
-            raise
         return TwilioSendResult(True, sid=msg.sid, status=msg.status)

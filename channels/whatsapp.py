@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import httpx
 from litestar import Request, Response, Router, post
@@ -28,7 +28,7 @@ from litestar.datastructures import State
 from twilio.base.exceptions import TwilioRestException
 
 from channels.twilio import TwilioChannel, TwilioSendResult, twiml
-from textdesk.delivery import Dispatcher, Sender
+from textdesk.delivery import Dispatcher
 from textdesk.errors import ChannelError, SignatureError
 from textdesk.pipeline import Inbound, TurnResult
 
@@ -134,20 +134,7 @@ class WhatsAppSender:
         return self.twilio.status_url(message_id)
 
     async def _create(self, to: str, status_callback: str | None, **kw: Any) -> TwilioSendResult:
-        try:
-            msg = await self.twilio.client.messages.create_async(
-                to=address(to),
-                from_=self.from_address,
-                status_callback=status_callback or None,
-                **kw,
-            )
-        except TwilioRestException as exc:
-            retryable = exc.status == 429 or exc.status >= 500
-            log.warning("whatsapp.send_failed", extra={"status": exc.status, "code": exc.code})
-            return TwilioSendResult(False, error_code=exc.code, error=str(exc.msg), retryable=retryable)
-        except (TimeoutError, OSError, httpx.HTTPError) as exc:
-            return TwilioSendResult(False, error=type(exc).__name__, retryable=True)
-        return TwilioSendResult(True, sid=msg.sid, status=msg.status)
+        return await self.twilio.create(address(to), self.from_address, status_callback, **kw)
 
     async def send(self, to: str, body: str, status_callback: str | None = None) -> TwilioSendResult:
         return await self._create(to, status_callback, body=body)
@@ -189,9 +176,7 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
 def _deliver_later(services: Any, turn: asyncio.Task[TurnResult], from_number: str) -> None:
     """The turn outlived the webhook: its replies go out over the REST API, as WhatsApp messages
     (still inside the window: the customer has just written)."""
-    # cast: delivery.SendResult declares settable attributes, which a frozen result cannot match.
-    sender = cast("Sender", WhatsAppSender(services.twilio, from_number))
-    dispatcher = Dispatcher(services.sessions, sender, services.clock)
+    dispatcher = Dispatcher(services.sessions, WhatsAppSender(services.twilio, from_number), services.clock)
 
     async def finish() -> None:
         try:

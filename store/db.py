@@ -26,11 +26,20 @@ def make_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            # We issue BEGIN ourselves (below); the driver's implicit BEGIN is deferred.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             if ":memory:" not in url:
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn):  # type: ignore[no-untyped-def]
+            # A deferred transaction that reads and later writes fails at once with "database is
+            # locked" when another connection committed in between (no busy wait applies). Taking
+            # the write lock at BEGIN makes concurrent turns queue on the busy timeout instead.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     # `?search_path=schema` selects a PostgreSQL schema (tests use one per test; some deployments

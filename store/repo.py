@@ -67,7 +67,8 @@ async def open_conversation(session: AsyncSession, contact: Contact, now: dt.dat
     conv = (
         await session.exec(
             select(Conversation)
-            .where(Conversation.contact_id == contact.id, col(Conversation.status).in_(OPEN_STATUSES))
+            .where(Conversation.contact_id == contact.id, col(Conversation.status).in_(OPEN_STATUSES),
+                   Conversation.channel == channel)
             .order_by(col(Conversation.id).desc())
         )
     ).first()

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
 from store import repo
-from store.models import Contact, Message
+from store.models import Contact, Conversation, Message
 from store.outbox import may_send
 from textdesk.clock import Clock
 
@@ -50,6 +50,8 @@ class Dispatcher:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], sender: Sender, clock: Clock,
                  max_attempts: int = 4) -> None:
         self.sessions, self.sender, self.clock, self.max_attempts = sessions, sender, clock, max_attempts
+        # One sender per channel; a conversation's channel picks it (SMS is the default).
+        self.senders: dict[str, Sender] = {"sms": sender}
 
     async def mark_twiml(self, ids: list[int]) -> None:
         """Replies that left inside the webhook's TwiML answer."""
@@ -74,10 +76,12 @@ class Dispatcher:
                 s.add(msg)
                 await s.commit()
                 return msg
+            conv = await s.get(Conversation, msg.conversation_id)
+            sender = self.senders.get(conv.channel if conv else "sms", self.sender)
             msg.status, msg.delivery = "sending", "rest"
             s.add(msg)
             await s.commit()
-            to, body, cb = contact.phone, msg.body, self.sender.status_url(message_id)
+            to, body, cb = contact.phone, msg.body, sender.status_url(message_id)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
@@ -85,7 +89,7 @@ class Dispatcher:
             retry=retry_if_result(lambda r: (not r.ok) and r.retryable),
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
-        result: SendResult | None = await retrying(self.sender.send, to, body, cb)
+        result: SendResult | None = await retrying(sender.send, to, body, cb)
         attempts = int(retrying.statistics.get("attempt_number", 1))
         assert result is not None
         async with self.sessions() as s:

@@ -34,6 +34,10 @@ from agent.types import Understanding
 from guardrails.injection import InjectionScreen
 from guardrails.keywords import match_rule
 from guardrails.output import OutputGuard
+from integrations.calendar.base import CalendarAdapter, merge_busy
+from integrations.crm.events import booking_event
+from integrations.crm.sink import EventSink, NullSink
+from integrations.errors import IntegrationError
 from store import repo
 from store.models import Contact, Conversation, Message, Trace
 from store.outbox import Kind, queue_outbound
@@ -128,6 +132,7 @@ class _Turn:
     result: TurnResult
     understanding: Understanding | None = None
     replies: list[tuple[str, Kind]] = field(default_factory=list)
+    crm: list[tuple[str, Any]] = field(default_factory=list)  # (event kind, booking) for CRM sync
 
 
 class Pipeline:
@@ -143,6 +148,8 @@ class Pipeline:
         self._limited_notice: dict[str, dt.datetime] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._offline_provider: Provider | None = None
+        self.calendar: CalendarAdapter | None = None  # set when an external calendar is configured
+        self.events: EventSink = NullSink()
         self.metrics = Metrics()
         self.escalation_hooks: list[EscalationHook] = []
         self.message_hooks: list[Callable[[int], Awaitable[None]]] = []  # conversation id changed
@@ -359,6 +366,9 @@ class Pipeline:
         req = UnderstandRequest(text=t.text, business=self.business, now=local, state=t.state,
                                 history=history, bookings=[f"[{bk.id}] {bk.line()}" for bk in bookings])
         provider = await self._provider_within_budget(t)
+        # Nothing is written before this point; ending the read transaction means a slow model
+        # call does not hold a database lock (SQLite takes its write lock at BEGIN).
+        await t.session.commit()
         u = await provider.understand(req)
         t.understanding = u
         t.result.llm_calls, t.result.tokens = u.llm_calls, u.tokens_in + u.tokens_out
@@ -366,6 +376,13 @@ class Pipeline:
                                            {"slots": u.slots.given(), "prompt": u.prompt_version,
                                             "fallback": u.fallback, "error": u.error}))
         busy = await repo.busy_between(t.session, t.now - dt.timedelta(days=1), t.now + dt.timedelta(days=120))
+        if self.calendar is not None:  # availability always comes from the configured calendar
+            try:
+                external = await self.calendar.busy(t.now, t.now + dt.timedelta(days=60))
+                busy = merge_busy(busy, external)
+                t.result.steps.append(StepDecision("calendar", "pass", self.calendar.name))
+            except IntegrationError as exc:
+                t.result.steps.append(StepDecision("calendar", "unavailable", str(exc)[:200]))
 
         async def run(name: str, args: dict[str, Any]) -> ToolResult:
             return await self._tool(t, name, args)
@@ -420,8 +437,10 @@ class Pipeline:
 
     async def _tool(self, t: _Turn, name: str, args: dict[str, Any]) -> ToolResult:
         ctx = ToolContext(t.session, self.business, t.contact, t.conversation, t.now,
-                          reminder_offsets_h=list(self.settings.reminder_offsets_h))
+                          reminder_offsets_h=list(self.settings.reminder_offsets_h), calendar=self.calendar)
         result = await run_tool(ctx, name, args)
+        if result.ok:
+            t.crm.extend(ctx.events)
         t.result.steps.append(StepDecision("tool", result.code, name, data={"args": result.args}))
         if result.ok:
             t.result.tools.append(result.as_call())
@@ -502,6 +521,13 @@ class Pipeline:
             m.escalations.labels(r.escalation_reason or "other").inc()
         if r.rule == "opt_out":
             m.opt_outs.inc()
+        tz = self.business.timezone
+        for kind, booking in t.crm:  # CRM sync is best effort and never blocks the turn
+            try:
+                self.events.emit(booking_event(kind, t.contact, booking, t.now, timezone=tz,  # type: ignore[arg-type]
+                                               external_id=booking.external_id))
+            except Exception:
+                log.exception("crm.emit_failed")
         for hook in self.message_hooks:
             _spawn(hook(t.conversation.id or 0))
         if t.result.escalated:

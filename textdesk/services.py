@@ -10,6 +10,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from agent.providers.base import Provider
 from agent.providers.factory import make_provider
 from channels.twilio import TwilioChannel
+from channels.whatsapp import WhatsAppSender
+from integrations.calendar.base import CalendarAdapter
+from integrations.crm.hooks import escalation_hook
+from integrations.crm.sink import EventSink
+from integrations.factory import make_calendar, make_event_sink
 from store.db import make_engine, make_sessionmaker
 from textdesk.business import Business, load_business
 from textdesk.clock import Clock, SystemClock
@@ -33,15 +38,24 @@ class Services:
     twilio: TwilioChannel
     dispatcher: Dispatcher
     scheduler: Scheduler
+    calendar: CalendarAdapter
+    events: EventSink
 
     async def start(self) -> None:
-        """Background work for a serving process: crash recovery, then the job loop."""
+        """Background work for a serving process: CRM delivery, crash recovery, the job loop."""
+        start_sink = getattr(self.events, "start", None)
+        if start_sink is not None:
+            await start_sink()
         if self.settings.scheduler_enabled:
             await self.pipeline.recover()
             self.scheduler.start()
 
     async def close(self) -> None:
         await self.scheduler.stop()
+        stop_sink = getattr(self.events, "stop", None)
+        if stop_sink is not None:
+            await stop_sink()
+        await self.calendar.aclose()
         await self.twilio.http.close()
         close = getattr(self.provider, "aclose", None)
         if close is not None:
@@ -67,7 +81,15 @@ def build_services(settings: Settings, *, clock: Clock | None = None, business: 
         settings.public_url, validate=settings.validate_signatures, api_base=settings.twilio_api_base,
     )
     dispatcher = Dispatcher(sessions, twilio, clock)
+    if settings.whatsapp_from:
+        dispatcher.senders["whatsapp"] = WhatsAppSender(twilio, settings.whatsapp_from)
     scheduler = Scheduler(settings, business, sessions, clock, dispatcher)
+    calendar = make_calendar(settings, sessions=sessions, business=business, clock=clock)
+    if calendar.name != "builtin":
+        pipeline.calendar = calendar
+    events = make_event_sink(settings, clock=clock)
+    pipeline.events = events
+    pipeline.escalation_hooks.append(escalation_hook(sessions, events, clock))
 
     async def deliver(ids: list[int]) -> None:
         for mid in ids:
@@ -75,4 +97,4 @@ def build_services(settings: Settings, *, clock: Clock | None = None, business: 
 
     pipeline.deliver_later = deliver
     return Services(settings, business, engine, sessions, clock, provider, pipeline, twilio, dispatcher,
-                    scheduler)
+                    scheduler, calendar, events)

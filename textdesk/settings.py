@@ -9,15 +9,17 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from integrations.settings import IntegrationSettings
 
 __all__ = ["DEMO_BUSINESS_FILE", "Settings"]
 
 DEMO_BUSINESS_FILE = Path(__file__).parent / "demo" / "business.yaml"
 
 
-class Settings(BaseSettings):
-    """Every ``TEXTDESK_*`` setting (see the README for what each one does)."""
+class Settings(IntegrationSettings):
+    """Every ``TEXTDESK_*`` setting (see the README; integrations' own in docs/integrations.md)."""
 
     model_config = SettingsConfigDict(env_prefix="TEXTDESK_", env_file=None, extra="ignore")
 

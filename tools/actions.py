@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from integrations.calendar.base import BookingInfo
+from integrations.errors import CalendarConflict, IntegrationError
 from store import repo
 from store.jobs import plan_booking_jobs
 from store.models import Booking, Contact, Conversation, new_id
@@ -43,6 +45,9 @@ class ToolContext:
     now: dt.datetime
     max_writes_per_turn: int = 3
     reminder_offsets_h: list[float] = field(default_factory=lambda: [24.0, 2.0])
+    # An external calendar (CalDAV, Google) mirrors every booking; None = textdesk's own table only.
+    calendar: Any = None
+    events: list[tuple[str, Booking]] = field(default_factory=list)  # for CRM sync after commit
     writes: int = 0
     escalations: list[Escalate] = field(default_factory=list)
 
@@ -95,13 +100,31 @@ async def _create(ctx: ToolContext, a: CreateBooking) -> dict[str, Any]:
     booking = Booking(id=new_id("bk"), contact_id=ctx.contact.id or 0, service=svc.name, provider=provider,
                       start=start, end=start + dt.timedelta(minutes=svc.minutes), created_at=ctx.now,
                       updated_at=ctx.now)
+    if ctx.calendar is not None:
+        booking.external_id = await _calendar_write(ctx, "create", booking)
     ctx.session.add(booking)
+    ctx.events.append(("booking.created", booking))
     await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
     if ctx.contact.consent == "unknown":
         await repo.set_consent(ctx.session, ctx.contact, "opted_in", "booking", detail=booking.id, at=ctx.now)
     await repo.audit(ctx.session, "booking.created", contact_id=ctx.contact.id, at=ctx.now,
                      booking_id=booking.id, service=svc.name, provider=provider, start=start.isoformat())
     return {"booking_id": booking.id, "provider": provider}
+
+
+async def _calendar_write(ctx: ToolContext, op: str, booking: Booking) -> str | None:
+    """Mirror a booking into the external calendar; a clash found there is a taken slot."""
+    info = BookingInfo(booking.id, booking.service, booking.start, booking.end, booking.provider,
+                       ctx.contact.name, ctx.contact.phone, ctx.business.name)
+    try:
+        if op == "create":
+            return str(await ctx.calendar.create(info))
+        await ctx.calendar.move(booking.external_id, booking.start, booking.end)
+        return booking.external_id
+    except CalendarConflict as exc:
+        raise ToolError("taken", f"the calendar already has something then ({exc})") from exc
+    except IntegrationError as exc:
+        raise ToolError("calendar_unavailable", str(exc)) from exc
 
 
 async def _reschedule(ctx: ToolContext, a: RescheduleBooking) -> dict[str, Any]:
@@ -115,7 +138,10 @@ async def _reschedule(ctx: ToolContext, a: RescheduleBooking) -> dict[str, Any]:
     booking.end = booking.start + dt.timedelta(minutes=minutes)
     booking.provider = provider
     booking.updated_at = ctx.now
+    if ctx.calendar is not None and booking.external_id:
+        await _calendar_write(ctx, "move", booking)
     ctx.session.add(booking)
+    ctx.events.append(("booking.rescheduled", booking))
     await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
     await repo.audit(ctx.session, "booking.rescheduled", contact_id=ctx.contact.id, at=ctx.now,
                      booking_id=booking.id, old=old.isoformat(), new=booking.start.isoformat())
@@ -126,7 +152,14 @@ async def _cancel(ctx: ToolContext, a: CancelBooking) -> dict[str, Any]:
     booking = await _own_booking(ctx, a.booking_id)
     booking.status = "cancelled"
     booking.updated_at = ctx.now
+    if ctx.calendar is not None and booking.external_id:
+        try:
+            await ctx.calendar.cancel(booking.external_id)
+        except IntegrationError as exc:  # the customer's cancel stands; staff see the audit row
+            await repo.audit(ctx.session, "calendar.cancel_pending", contact_id=ctx.contact.id, at=ctx.now,
+                             booking_id=booking.id, error=str(exc))
     ctx.session.add(booking)
+    ctx.events.append(("booking.cancelled", booking))
     await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
     await repo.audit(ctx.session, "booking.cancelled", contact_id=ctx.contact.id, at=ctx.now,
                      booking_id=booking.id)

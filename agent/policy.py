@@ -378,6 +378,9 @@ async def _create(ctx: PolicyContext, st: DialogueState) -> Decision:
     if result.ok:
         prov = result.args.get("provider")
         reply = R.booked(s["service"], s["date"], s["time"], prov)
+        if result.data.get("payment_url"):
+            reply = R.booked_with_deposit(s["service"], s["date"], s["time"], str(result.data["deposit"]),
+                                          str(result.data["payment_url"]))
         slots = dict(s)
         slots.update({"provider": prov} if prov else {})
         st.clear_task()

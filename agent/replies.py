@@ -105,6 +105,14 @@ class R:
         return f"You're booked: {service}{who} on {when_text(date, time)}. See you then!"
 
     @staticmethod
+    def booked_with_deposit(service: str, date: str, time: str, deposit: str, url: str) -> str:
+        return f"You're booked: {service} on {when_text(date, time)}. A {deposit} deposit holds it: {url}"
+
+    @staticmethod
+    def hold_released(service: str) -> str:
+        return f"Your {service} hold was released because the deposit wasn't paid. Text us to rebook."
+
+    @staticmethod
     def what_to_change() -> str:
         return "No problem. What would you like to change?"
 

@@ -17,6 +17,8 @@ __all__ = [
     "Contact",
     "Conversation",
     "Message",
+    "Payment",
+    "StripeEvent",
     "Trace",
     "User",
     "new_id",
@@ -192,3 +194,26 @@ class Job(SQLModel, table=True):
     locked_at: dt.datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Payment(SQLModel, table=True):
+    """A deposit requested for a booking (Stripe Checkout or Payment Link)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    booking_id: str = Field(foreign_key="booking.id", index=True, max_length=40)
+    provider: str = Field(default="stripe", max_length=16)
+    session_id: str | None = Field(default=None, unique=True, max_length=255)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    amount_cents: int = 0
+    currency: str = Field(default="usd", max_length=3)
+    status: str = Field(default="pending", max_length=16, index=True)  # pending | paid | expired | failed
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class StripeEvent(SQLModel, table=True):
+    """Stripe webhook events already applied: the primary key makes handling idempotent."""
+
+    event_id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=64)
+    received_at: dt.datetime = Field(default_factory=utcnow)

@@ -150,6 +150,7 @@ class Pipeline:
         self._offline_provider: Provider | None = None
         self.calendar: CalendarAdapter | None = None  # set when an external calendar is configured
         self.events: EventSink = NullSink()
+        self.payments: Any = None  # StripePayments when deposits are configured
         self.metrics = Metrics()
         self.escalation_hooks: list[EscalationHook] = []
         self.message_hooks: list[Callable[[int], Awaitable[None]]] = []  # conversation id changed
@@ -437,7 +438,8 @@ class Pipeline:
 
     async def _tool(self, t: _Turn, name: str, args: dict[str, Any]) -> ToolResult:
         ctx = ToolContext(t.session, self.business, t.contact, t.conversation, t.now,
-                          reminder_offsets_h=list(self.settings.reminder_offsets_h), calendar=self.calendar)
+                          reminder_offsets_h=list(self.settings.reminder_offsets_h), calendar=self.calendar,
+                          payments=self.payments)
         result = await run_tool(ctx, name, args)
         if result.ok:
             t.crm.extend(ctx.events)

@@ -40,6 +40,7 @@ from store.models import (
     Conversation,
     Job,
     Message,
+    Payment,
     Trace,
     utcnow,
 )
@@ -136,6 +137,10 @@ def _conversation_ids(cid: int) -> Any:
     return select(Conversation.id).where(Conversation.contact_id == cid)
 
 
+def _payment_filter(cid: int) -> Any:
+    return col(Payment.booking_id).in_(select(Booking.id).where(Booking.contact_id == cid))
+
+
 def _message_filter(cid: int) -> Any:
     return or_(col(Message.contact_id) == cid, col(Message.conversation_id).in_(_conversation_ids(cid)))
 
@@ -165,6 +170,7 @@ async def export_contact(session: AsyncSession, phone: str, *, actor: str = "sys
         .order_by(col(Conversation.id)),
         "messages": select(Message).where(_message_filter(cid)).order_by(col(Message.id)),
         "bookings": select(Booking).where(col(Booking.contact_id) == cid).order_by(col(Booking.start)),
+        "payments": select(Payment).where(_payment_filter(cid)).order_by(col(Payment.id)),
         "traces": select(Trace).where(_trace_filter(cid)).order_by(col(Trace.id)),
         "audit_events": select(AuditEvent).where(_audit_filter(cid)).order_by(col(AuditEvent.id)),
     }
@@ -185,8 +191,10 @@ async def forget_contact(session: AsyncSession, phone: str, actor: str, *, key: 
     """Delete the contact and every row about them; keep a keyed-hash suppression record.
 
     Audit events about the contact are kept for accountability (kind, actor, time) but are
-    detached from the deleted rows and emptied of data. Returns what was done; a number
-    with no contact is a no-op (``found: False``) that leaves suppression untouched.
+    detached from the deleted rows and emptied of data. Local payment rows go with their
+    bookings; their Stripe session ids are returned (``payment_sessions``) because Stripe keeps
+    its own record, as do saved eval case files (``saved_cases``). Returns what was done; a
+    number with no contact is a no-op (``found: False``) that leaves suppression untouched.
     """
     at = now or utcnow()
     try:
@@ -210,6 +218,9 @@ async def forget_contact(session: AsyncSession, phone: str, actor: str, *, key: 
     await run("traces", delete(Trace).where(_trace_filter(cid)))
     await session.exec(update(Message).where(col(Message.in_reply_to).in_(msgs)).values(in_reply_to=None))
     await run("messages", delete(Message).where(_message_filter(cid)))
+    payments = [p.session_id for p in await session.exec(select(Payment).where(_payment_filter(cid)))
+                if p.session_id]
+    await run("payments", delete(Payment).where(_payment_filter(cid)))
     await run("bookings", delete(Booking).where(col(Booking.contact_id) == cid))
     await run("consent_events", delete(ConsentEvent).where(col(ConsentEvent.contact_id) == cid))
     privacy = col(AuditEvent.kind).startswith("privacy.")
@@ -230,7 +241,7 @@ async def forget_contact(session: AsyncSession, phone: str, actor: str, *, key: 
     }
     await repo.audit(session, "privacy.forget", actor=actor, at=at, **record)
     await session.flush()
-    return {**record, "saved_cases": saved_cases}
+    return {**record, "saved_cases": saved_cases, "payment_sessions": payments}
 
 
 async def _delete_jobs(session: AsyncSession, cid: int) -> int:

@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from agent.replies import when_text
+from agent.replies import R, when_text
+from integrations.payments.holds import PaymentRecord, holds_to_release
 from agent.state import DialogueState
 from store import jobs, repo
-from store.models import Booking, Contact, Job, Message
+from store.models import Booking, Contact, Job, Message, Payment
 from store.outbox import queue_outbound
 from textdesk.business import Business
 from textdesk.clock import Clock
@@ -42,6 +43,7 @@ class Scheduler:
         self.clock, self.dispatcher = clock, dispatcher
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._task: asyncio.Task[None] | None = None
+        self.calendar: Any = None  # an external calendar, to free released holds there too
         self._stopping = asyncio.Event()
 
     # -- running -------------------------------------------------------------------------------
@@ -70,6 +72,7 @@ class Scheduler:
     async def run_due(self) -> int:
         """Run every due job once; returns how many were run."""
         now = self.clock.now()
+        await self.release_unpaid_holds(now)
         async with self.sessions() as s:
             claimed = await jobs.claim_due(s, now, self.worker)
         for job in claimed:
@@ -99,6 +102,35 @@ class Scheduler:
                 row.run_at = run_at
             s.add(row)
             await s.commit()
+
+    async def release_unpaid_holds(self, now: dt.datetime) -> list[str]:
+        """Cancel bookings whose deposit stayed unpaid past the hold (idempotent, any worker)."""
+        async with self.sessions() as s:
+            pending = list(await s.exec(select(Payment).where(col(Payment.status).in_(("pending", "expired")))))
+            if not pending:
+                return []
+            ids = {p.booking_id for p in pending}
+            bookings = list(await s.exec(select(Booking).where(col(Booking.id).in_(ids))))
+            records = [PaymentRecord(p.booking_id, p.status, p.created_at, p.session_id)  # type: ignore[arg-type]
+                       for p in await s.exec(select(Payment).where(col(Payment.booking_id).in_(ids)))]
+            due = holds_to_release(bookings, records, now, self.settings.deposit_hold_minutes)
+            released: list[tuple[int, str]] = []
+            for b in bookings:
+                if b.id in due and b.status == "active":
+                    b.status, b.updated_at = "cancelled", now
+                    s.add(b)
+                    await jobs.cancel_jobs(s, "reminder", booking_id=b.id)
+                    await repo.audit(s, "booking.released", contact_id=b.contact_id, at=now, booking_id=b.id)
+                    released.append((b.contact_id, b.service))
+                    if self.calendar is not None and b.external_id and self.calendar.name != "builtin":
+                        try:
+                            await self.calendar.cancel(b.external_id)
+                        except Exception:
+                            log.exception("scheduler.calendar_release_failed")
+            await s.commit()
+            for contact_id, service in released:
+                await self._start(s, contact_id, R.hold_released(service), None)
+        return due
 
     # -- handlers: return a new run time to defer, None when done ------------------------------
 

@@ -14,7 +14,9 @@ from channels.whatsapp import WhatsAppSender
 from integrations.calendar.base import CalendarAdapter
 from integrations.crm.hooks import escalation_hook
 from integrations.crm.sink import EventSink
-from integrations.factory import make_calendar, make_event_sink
+from integrations.factory import make_calendar, make_event_sink, make_payments, make_stripe_webhook
+from integrations.payments.stripe import StripePayments, StripeWebhook
+from store.payments import DbSeenEvents
 from store.db import make_engine, make_sessionmaker
 from textdesk.business import Business, load_business
 from textdesk.clock import Clock, SystemClock
@@ -40,6 +42,8 @@ class Services:
     scheduler: Scheduler
     calendar: CalendarAdapter
     events: EventSink
+    payments: StripePayments | None
+    stripe_webhook: StripeWebhook | None
 
     async def start(self) -> None:
         """Background work for a serving process: CRM delivery, crash recovery, the job loop."""
@@ -56,6 +60,8 @@ class Services:
         if stop_sink is not None:
             await stop_sink()
         await self.calendar.aclose()
+        if self.payments is not None:
+            await self.payments.aclose()
         await self.twilio.http.close()
         close = getattr(self.provider, "aclose", None)
         if close is not None:
@@ -87,6 +93,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None, business: 
     calendar = make_calendar(settings, sessions=sessions, business=business, clock=clock)
     if calendar.name != "builtin":
         pipeline.calendar = calendar
+    payments = make_payments(settings, business=business, public_url=settings.public_url, clock=clock)
+    pipeline.payments = payments
+    stripe_webhook = make_stripe_webhook(settings, seen=DbSeenEvents(sessions), clock=clock)
+    scheduler.calendar = calendar
     events = make_event_sink(settings, clock=clock)
     pipeline.events = events
     pipeline.escalation_hooks.append(escalation_hook(sessions, events, clock))
@@ -97,4 +107,4 @@ def build_services(settings: Settings, *, clock: Clock | None = None, business: 
 
     pipeline.deliver_later = deliver
     return Services(settings, business, engine, sessions, clock, provider, pipeline, twilio, dispatcher,
-                    scheduler, calendar, events)
+                    scheduler, calendar, events, payments, stripe_webhook)

@@ -16,9 +16,10 @@ from pydantic import ValidationError
 
 from integrations.calendar.base import BookingInfo
 from integrations.errors import CalendarConflict, IntegrationError
+from integrations.payments.stripe import deposit_cents
 from store import repo
 from store.jobs import plan_booking_jobs
-from store.models import Booking, Contact, Conversation, new_id
+from store.models import Booking, Contact, Conversation, Payment, new_id
 from textdesk.business import Business
 from textdesk.errors import ToolError
 from tools.availability import check_slot
@@ -47,6 +48,7 @@ class ToolContext:
     reminder_offsets_h: list[float] = field(default_factory=lambda: [24.0, 2.0])
     # An external calendar (CalDAV, Google) mirrors every booking; None = textdesk's own table only.
     calendar: Any = None
+    payments: Any = None  # StripePayments when deposits are configured
     events: list[tuple[str, Booking]] = field(default_factory=list)  # for CRM sync after commit
     writes: int = 0
     escalations: list[Escalate] = field(default_factory=list)
@@ -105,11 +107,28 @@ async def _create(ctx: ToolContext, a: CreateBooking) -> dict[str, Any]:
     ctx.session.add(booking)
     ctx.events.append(("booking.created", booking))
     await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
+    data: dict[str, Any] = {"booking_id": booking.id, "provider": provider}
+    if ctx.payments is not None and svc.deposit:
+        data.update(await _request_deposit(ctx, booking, svc.deposit))
     if ctx.contact.consent == "unknown":
         await repo.set_consent(ctx.session, ctx.contact, "opted_in", "booking", detail=booking.id, at=ctx.now)
     await repo.audit(ctx.session, "booking.created", contact_id=ctx.contact.id, at=ctx.now,
                      booking_id=booking.id, service=svc.name, provider=provider, start=start.isoformat())
-    return {"booking_id": booking.id, "provider": provider}
+    return data
+
+
+async def _request_deposit(ctx: ToolContext, booking: Booking, deposit: str) -> dict[str, Any]:
+    """A payment link for the service's deposit; the booking stands even if Stripe is down."""
+    try:
+        cents = deposit_cents(deposit)
+        link = await ctx.payments.link_for(booking.id, cents, f"Deposit: {booking.service} at {ctx.business.name}")
+    except (IntegrationError, ValueError) as exc:
+        await repo.audit(ctx.session, "payment.link_failed", contact_id=ctx.contact.id, at=ctx.now,
+                         booking_id=booking.id, error=str(exc)[:200])
+        return {}
+    ctx.session.add(Payment(booking_id=booking.id, session_id=link.session_id, url=link.url, amount_cents=cents,
+                            currency=link.currency or "usd", created_at=ctx.now, updated_at=ctx.now))
+    return {"payment_url": link.url, "deposit": deposit}
 
 
 async def _calendar_write(ctx: ToolContext, op: str, booking: Booking) -> str | None:

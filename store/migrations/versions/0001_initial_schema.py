@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 12:51:23.236449
+Create Date: 2026-11-23 13:15:49.066309
 """
 from __future__ import annotations
 
@@ -54,6 +54,12 @@ def upgrade() -> None:
     with op.batch_alter_table('job', schema=None) as batch_op:
         batch_op.create_index('ix_job_due', ['status', 'run_at'], unique=False)
 
+    op.create_table('stripeevent',
+    sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('received_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('event_id')
+    )
     op.create_table('user',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
@@ -170,6 +176,25 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_message_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_message_in_reply_to'), ['in_reply_to'], unique=False)
 
+    op.create_table('payment',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('booking_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('session_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+    sa.Column('url', sa.Text(), nullable=False),
+    sa.Column('amount_cents', sa.Integer(), nullable=False),
+    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['booking_id'], ['booking.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('session_id')
+    )
+    with op.batch_alter_table('payment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payment_booking_id'), ['booking_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_payment_status'), ['status'], unique=False)
+
     op.create_table('trace',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=True),
@@ -221,6 +246,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_trace_contact_id'))
 
     op.drop_table('trace')
+    with op.batch_alter_table('payment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payment_status'))
+        batch_op.drop_index(batch_op.f('ix_payment_booking_id'))
+
+    op.drop_table('payment')
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_message_in_reply_to'))
         batch_op.drop_index(batch_op.f('ix_message_created_at'))
@@ -253,6 +283,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_user_email'))
 
     op.drop_table('user')
+    op.drop_table('stripeevent')
     with op.batch_alter_table('job', schema=None) as batch_op:
         batch_op.drop_index('ix_job_due')
 

@@ -6,6 +6,7 @@ Used by the offline provider, and to normalize whatever a model returns (a model
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from rapidfuzz import fuzz, process
@@ -27,18 +28,113 @@ _WORD = re.compile(r"[a-z0-9']+")
 # A confirmation is a short message made only of yes-words and filler ("ok yes book it",
 # "yess 👍", "sure thing thanks"); it needs at least one core yes-word.
 _YES_CORE = frozenset(
-    "y ya yah yes yess yesss yeah yeahh yea yep yepp yup ye yas sure ok okay okey k kk confirm confirmed "
-    "correct right perfect great good absolutely definitely alright aight works fine 👍 ✅ 👌 🙏 💯".split()
+    [
+        "y",
+        "ya",
+        "yah",
+        "yes",
+        "yess",
+        "yesss",
+        "yeah",
+        "yeahh",
+        "yea",
+        "yep",
+        "yepp",
+        "yup",
+        "ye",
+        "yas",
+        "sure",
+        "ok",
+        "okay",
+        "okey",
+        "k",
+        "kk",
+        "confirm",
+        "confirmed",
+        "correct",
+        "right",
+        "perfect",
+        "great",
+        "good",
+        "absolutely",
+        "definitely",
+        "alright",
+        "aight",
+        "works",
+        "fine",
+        "👍",
+        "✅",
+        "👌",
+        "🙏",
+        "💯",
+    ]
 )
 _YES_FILLER = frozenset(
-    "please pls plz thanks thank you thx ty book it do that go ahead sounds sound lets let's let us "
-    "and for me thing of course cool awesome lol haha that's thats is that'll would be all set "
-    "🙏 😊 🙂 😀 ❤️ ! .".split()
+    [
+        "please",
+        "pls",
+        "plz",
+        "thanks",
+        "thank",
+        "you",
+        "thx",
+        "ty",
+        "book",
+        "it",
+        "do",
+        "that",
+        "go",
+        "ahead",
+        "sounds",
+        "sound",
+        "lets",
+        "let's",
+        "let",
+        "us",
+        "and",
+        "for",
+        "me",
+        "thing",
+        "of",
+        "course",
+        "cool",
+        "awesome",
+        "lol",
+        "haha",
+        "that's",
+        "thats",
+        "is",
+        "that'll",
+        "would",
+        "be",
+        "all",
+        "set",
+        "🙏",
+        "😊",
+        "🙂",
+        "😀",
+        "❤️",
+        "!",
+        ".",
+    ]
 )
 _NO_START = re.compile(r"^(?:no+|nope|nah|not really|negative|wrong|that's wrong|thats wrong|not that)\b")
 _EMOJI_TOKEN = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
-_ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
-             "fifth": 5, "5th": 5, "one": 1, "two": 2, "three": 3}
+_ORDINALS = {
+    "first": 1,
+    "1st": 1,
+    "second": 2,
+    "2nd": 2,
+    "third": 3,
+    "3rd": 3,
+    "fourth": 4,
+    "4th": 4,
+    "fifth": 5,
+    "5th": 5,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+}
 _CHOICE = re.compile(
     r"^(?:#|no\.?\s*|num(?:ber)?\s*|option\s*|opt\s*|choice\s*)?(\d{1,2})[).!]?(?:\s*(?:please|pls|plz|thanks))?$"
     r"|^(?:the\s+)?(first|second|third|fourth|fifth|1st|2nd|3rd|4th|5th|one|two|three)(?:\s+one)?"
@@ -57,21 +153,117 @@ _NAME = re.compile(
     re.I,
 )
 _NOT_NAMES = frozenset(
-    "a an the here there me my late running going good fine ok okay free busy available not sorry "
-    "just gonna wondering looking trying calling texting on in at about for still back done ready".split()
+    [
+        "a",
+        "an",
+        "the",
+        "here",
+        "there",
+        "me",
+        "my",
+        "late",
+        "running",
+        "going",
+        "good",
+        "fine",
+        "ok",
+        "okay",
+        "free",
+        "busy",
+        "available",
+        "not",
+        "sorry",
+        "just",
+        "gonna",
+        "wondering",
+        "looking",
+        "trying",
+        "calling",
+        "texting",
+        "on",
+        "in",
+        "at",
+        "about",
+        "for",
+        "still",
+        "back",
+        "done",
+        "ready",
+    ]
 )
 
 _TOPICS: dict[str, tuple[str, ...]] = {
     "refund": ("refund", "money back", "reimburse"),
-    "billing": ("charged", "charge me", "overcharg", "double charg", "billing", "bill ", "invoice",
-                "receipt", "my card", "payment", "deposit back", "dispute", "charged twice"),
-    "complaint": ("complain", "complaint", "rude", "terrible", "horrible", "worst", "ruined", "awful",
-                  "disgusting", "unprofessional", "not happy", "unhappy", "botched", "disappointed", "waited",
-                  "apologiz", "apologis", "never again", "nobody", "no one", "ignored", "uneven", "wrong color"),
-    "medical": ("allergic", "allergy", "reaction", "rash", "burn", "bleeding", "infection", "infected",
-                "swollen", "swelling", "pregnan", "medication", "medical", "doctor", "hospital", "scalp is",
-                "chemo", "cancer", "psoriasis", "eczema", "dermatitis", "flare", "lice", "stitches",
-                "surgery", "blister", "hives", "breathing"),
+    "billing": (
+        "charged",
+        "charge me",
+        "overcharg",
+        "double charg",
+        "billing",
+        "bill ",
+        "invoice",
+        "receipt",
+        "my card",
+        "payment",
+        "deposit back",
+        "dispute",
+        "charged twice",
+    ),
+    "complaint": (
+        "complain",
+        "complaint",
+        "rude",
+        "terrible",
+        "horrible",
+        "worst",
+        "ruined",
+        "awful",
+        "disgusting",
+        "unprofessional",
+        "not happy",
+        "unhappy",
+        "botched",
+        "disappointed",
+        "waited",
+        "apologiz",
+        "apologis",
+        "never again",
+        "nobody",
+        "no one",
+        "ignored",
+        "uneven",
+        "wrong color",
+    ),
+    "medical": (
+        "allergic",
+        "allergy",
+        "reaction",
+        "rash",
+        "burn",
+        "bleeding",
+        "infection",
+        "infected",
+        "swollen",
+        "swelling",
+        "pregnan",
+        "medication",
+        "medical",
+        "doctor",
+        "hospital",
+        "scalp is",
+        "chemo",
+        "cancer",
+        "psoriasis",
+        "eczema",
+        "dermatitis",
+        "flare",
+        "lice",
+        "stitches",
+        "surgery",
+        "blister",
+        "hives",
+        "breathing",
+    ),
     "legal": ("lawyer", "attorney", "sue ", "suing", "lawsuit", "legal", "court", "small claims"),
 }
 
@@ -84,8 +276,11 @@ def match_service(business: Business, text: str) -> str | None:
     """The canonical service a message mentions, tolerating typos ("hiarcut", "colour")."""
     vocab = business.service_vocabulary()
     toks = tokens(text)
-    grams = toks + [a + b for a, b in zip(toks, toks[1:], strict=False)] + [
-        f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False)]
+    grams = (
+        toks
+        + [a + b for a, b in itertools.pairwise(toks)]
+        + [f"{a} {b}" for a, b in itertools.pairwise(toks)]
+    )
     for g in grams:
         for cand in (g, g.rstrip("s"), g[:-2] if g.endswith("es") else g):
             if cand in vocab:
@@ -116,8 +311,10 @@ def detect_affirm(text: str) -> bool | None:
     if _NO_START.match(t):
         return False
     toks = [x for x in _EMOJI_TOKEN.findall(t) if x not in {",", ".", "!", "?"}]
-    if 0 < len(toks) <= 8 and any(x in _YES_CORE for x in toks) and all(
-        x in _YES_CORE or x in _YES_FILLER for x in toks
+    if (
+        0 < len(toks) <= 8
+        and any(x in _YES_CORE for x in toks)
+        and all(x in _YES_CORE or x in _YES_FILLER for x in toks)
     ):
         return True
     return None

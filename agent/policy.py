@@ -67,8 +67,9 @@ class Decision:
         return next((c for c in self.calls if c.name == "escalate" and c.ok), None)
 
 
-async def escalate(ctx: PolicyContext, st: DialogueState, reason: str, intent: str | None,
-                   why: str, reply: str | None = None) -> Decision:
+async def escalate(
+    ctx: PolicyContext, st: DialogueState, reason: str, intent: str | None, why: str, reply: str | None = None
+) -> Decision:
     summary = _summary(ctx, st, intent)
     result = await ctx.run_tool("escalate", {"reason": reason, "summary": summary})
     task, slots = st.task, dict(st.slots)
@@ -145,7 +146,9 @@ async def decide(u: Understanding, st: DialogueState, ctx: PolicyContext) -> Dec
     if intent == "check_appointment":
         return _check(ctx, st)
     if intent == "greeting":
-        return _resume(st, R.thanks() if _is_thanks(ctx.text) else R.greeting(b), "greeting", "policy.greeting")
+        return _resume(
+            st, R.thanks() if _is_thanks(ctx.text) else R.greeting(b), "greeting", "policy.greeting"
+        )
     if intent == "out_of_scope":
         return _resume(st, R.out_of_scope(b), "out_of_scope", "policy.out_of_scope")
     if intent == "request_human":  # low-confidence request for a person: a person anyway
@@ -193,7 +196,7 @@ def _absorb_proposals(u: Understanding, st: DialogueState, ctx: PolicyContext) -
 
 
 async def _reminder_reply(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Decision | None:
-    """"Reply 1 to confirm, 2 to reschedule, 3 to cancel" after a reminder."""
+    """ "Reply 1 to confirm, 2 to reschedule, 3 to cancel" after a reminder."""
     target = next((bk for bk in ctx.bookings if bk.id == st.booking_id), None)
     choice = u.choice or (1 if u.affirm else None)
     if target is None or choice not in (1, 2, 3):
@@ -201,14 +204,21 @@ async def _reminder_reply(ctx: PolicyContext, st: DialogueState, u: Understandin
         return None
     if choice == 1:
         st.clear_task()
-        return Decision(f"Thanks, see you {when_text(target.date, target.time)}!", "check_appointment",
-                        "policy.reminder.confirmed", confirmed_booking=target.id)
+        return Decision(
+            f"Thanks, see you {when_text(target.date, target.time)}!",
+            "check_appointment",
+            "policy.reminder.confirmed",
+            confirmed_booking=target.id,
+        )
     if choice == 2:
         st.task, st.pending, st.slots = "reschedule_appointment", None, {"service": target.service}
-        return _ask(st, "date", R.ask_new_date(target.service), "reschedule_appointment",
-                    "policy.reminder.reschedule")
+        return _ask(
+            st, "date", R.ask_new_date(target.service), "reschedule_appointment", "policy.reminder.reschedule"
+        )
     st.task = "cancel_appointment"
-    return _ask(st, "confirm", R.confirm_cancel(target.line()), "cancel_appointment", "policy.reminder.cancel")
+    return _ask(
+        st, "confirm", R.confirm_cancel(target.line()), "cancel_appointment", "policy.reminder.cancel"
+    )
 
 
 def _compatible(old: str | None, new: str) -> bool:
@@ -258,8 +268,9 @@ def _answer(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Decision
 def _check(ctx: PolicyContext, st: DialogueState) -> Decision:
     if not ctx.bookings:
         return _resume(st, R.no_bookings(), "check_appointment", "policy.check.none")
-    return _resume(st, R.your_bookings([bk.line() for bk in ctx.bookings]), "check_appointment",
-                   "policy.check.list")
+    return _resume(
+        st, R.your_bookings([bk.line() for bk in ctx.bookings]), "check_appointment", "policy.check.list"
+    )
 
 
 def _ask(st: DialogueState, pending: str, question: str, intent: str, reason: str) -> Decision:
@@ -309,8 +320,15 @@ async def _book(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Deci
 ConfirmText = Callable[[str, str, str | None], str]
 
 
-async def _book_when(ctx: PolicyContext, st: DialogueState, u: Understanding, service: str,
-                     intent: str, confirm: ConfirmText, exclude: str | None = None) -> Decision:
+async def _book_when(
+    ctx: PolicyContext,
+    st: DialogueState,
+    u: Understanding,
+    service: str,
+    intent: str,
+    confirm: ConfirmText,
+    exclude: str | None = None,
+) -> Decision:
     """Shared by booking and rescheduling: settle date and time, then ask to confirm."""
     b = ctx.business
     provider = st.slots.get("provider")
@@ -329,22 +347,45 @@ async def _book_when(ctx: PolicyContext, st: DialogueState, u: Understanding, se
         check = check_slot(b, busy, service, day, dt.time.fromisoformat(time_s), ctx.now, provider)
         if check.ok:
             st.assigned = check.provider
-            return _ask(st, "confirm", confirm(date_s, time_s, provider or check.provider), intent,
-                        "policy.confirm")
+            return _ask(
+                st, "confirm", confirm(date_s, time_s, provider or check.provider), intent, "policy.confirm"
+            )
         st.slots.pop("time", None)
-        return _offer(ctx, st, u, service, day, provider, intent, busy, near=dt.time.fromisoformat(time_s),
-                      lead=R.taken_lead())
+        return _offer(
+            ctx,
+            st,
+            u,
+            service,
+            day,
+            provider,
+            intent,
+            busy,
+            near=dt.time.fromisoformat(time_s),
+            lead=R.taken_lead(),
+        )
     return _offer(ctx, st, u, service, day, provider, intent, busy)
 
 
-def _offer(ctx: PolicyContext, st: DialogueState, u: Understanding, service: str, day: dt.date,
-           provider: str | None, intent: str, busy: list[Busy], near: dt.time | None = None,
-           lead: str = "") -> Decision:
+def _offer(
+    ctx: PolicyContext,
+    st: DialogueState,
+    u: Understanding,
+    service: str,
+    day: dt.date,
+    provider: str | None,
+    intent: str,
+    busy: list[Busy],
+    near: dt.time | None = None,
+    lead: str = "",
+) -> Decision:
     b = ctx.business
     after, before = _t(u.after), _t(u.before)
     if u.part_of_day and not (after or before):
-        after, before = {"morning": (None, dt.time(12)), "afternoon": (dt.time(12), dt.time(17)),
-                         "evening": (dt.time(17), None)}.get(u.part_of_day, (None, None))
+        after, before = {
+            "morning": (None, dt.time(12)),
+            "afternoon": (dt.time(12), dt.time(17)),
+            "evening": (dt.time(17), None),
+        }.get(u.part_of_day, (None, None))
     times = find_slots(b, busy, service, day, ctx.now, provider, after, before, near)
     if not times and (after or before):
         times = find_slots(b, busy, service, day, ctx.now, provider, near=near)
@@ -355,8 +396,11 @@ def _offer(ctx: PolicyContext, st: DialogueState, u: Understanding, service: str
         return _ask(st, "time", q, intent, "policy.offer_times")
     reason = "closed" if b.open_span(day) is None else "full"
     st.slots.pop("date", None)
-    nxt = [d for d in next_open_days(b, day + dt.timedelta(days=1), 3)
-           if find_slots(b, busy, service, d, ctx.now, provider)]
+    nxt = [
+        d
+        for d in next_open_days(b, day + dt.timedelta(days=1), 3)
+        if find_slots(b, busy, service, d, ctx.now, provider)
+    ]
     if nxt:
         d2 = nxt[0]
         times = find_slots(b, busy, service, d2, ctx.now, provider, near=near)
@@ -379,8 +423,13 @@ async def _create(ctx: PolicyContext, st: DialogueState) -> Decision:
         prov = result.args.get("provider")
         reply = R.booked(s["service"], s["date"], s["time"], prov)
         if result.data.get("payment_url"):
-            reply = R.booked_with_deposit(s["service"], s["date"], s["time"], str(result.data["deposit"]),
-                                          str(result.data["payment_url"]))
+            reply = R.booked_with_deposit(
+                s["service"],
+                s["date"],
+                s["time"],
+                str(result.data["deposit"]),
+                str(result.data["payment_url"]),
+            )
         slots = dict(s)
         slots.update({"provider": prov} if prov else {})
         st.clear_task()
@@ -390,14 +439,25 @@ async def _create(ctx: PolicyContext, st: DialogueState) -> Decision:
     st.slots.pop("time", None)
     st.assigned = None
     u = Understanding()
-    d = _offer(ctx, st, u, s["service"], dt.date.fromisoformat(s["date"]), s.get("provider"),
-               "book_appointment", ctx.busy, lead=R.taken_lead())
+    d = _offer(
+        ctx,
+        st,
+        u,
+        s["service"],
+        dt.date.fromisoformat(s["date"]),
+        s.get("provider"),
+        "book_appointment",
+        ctx.busy,
+        lead=R.taken_lead(),
+    )
     d.calls.append(result)
     d.reason = f"policy.book.tool_failed.{result.code}"
     return d
 
 
-def _resolve_booking(ctx: PolicyContext, st: DialogueState, u: Understanding, hint_date: str | None) -> list[BookingView]:
+def _resolve_booking(
+    ctx: PolicyContext, st: DialogueState, u: Understanding, hint_date: str | None
+) -> list[BookingView]:
     if st.booking_id:
         return [bk for bk in ctx.bookings if bk.id == st.booking_id]
     cands = list(ctx.bookings)
@@ -409,8 +469,9 @@ def _resolve_booking(ctx: PolicyContext, st: DialogueState, u: Understanding, hi
     return cands
 
 
-async def _pick_target(ctx: PolicyContext, st: DialogueState, u: Understanding, action: str,
-                       intent: str, hint_date: str | None) -> BookingView | Decision:
+async def _pick_target(
+    ctx: PolicyContext, st: DialogueState, u: Understanding, action: str, intent: str, hint_date: str | None
+) -> BookingView | Decision:
     if st.pending == "pick_booking":
         picked = _pick_choice(st, u)
         if picked is not None:
@@ -421,8 +482,13 @@ async def _pick_target(ctx: PolicyContext, st: DialogueState, u: Understanding, 
         return Decision(R.no_bookings(), intent, f"policy.{action}.no_bookings")
     if len(cands) > 1:
         st.choices = [bk.id for bk in cands[:5]]
-        return _ask(st, "pick_booking", R.pick_booking(action, [bk.line() for bk in cands[:5]]), intent,
-                    f"policy.{action}.pick")
+        return _ask(
+            st,
+            "pick_booking",
+            R.pick_booking(action, [bk.line() for bk in cands[:5]]),
+            intent,
+            f"policy.{action}.pick",
+        )
     st.booking_id = cands[0].id
     return cands[0]
 
@@ -459,12 +525,26 @@ async def _reschedule(ctx: PolicyContext, st: DialogueState, u: Understanding) -
         slots = dict(st.slots)
         if result.ok:
             st.clear_task()
-            return Decision(R.rescheduled(what, args["date"], args["time"]), intent, "policy.reschedule.done",
-                            slots, [result])
+            return Decision(
+                R.rescheduled(what, args["date"], args["time"]),
+                intent,
+                "policy.reschedule.done",
+                slots,
+                [result],
+            )
         st.slots.pop("time", None)
         busy = [x for x in ctx.busy if x.ref != st.booking_id]
-        d = _offer(ctx, st, Understanding(), what, dt.date.fromisoformat(args["date"]),
-                   target.provider if target else None, intent, busy, lead=R.taken_lead())
+        d = _offer(
+            ctx,
+            st,
+            Understanding(),
+            what,
+            dt.date.fromisoformat(args["date"]),
+            target.provider if target else None,
+            intent,
+            busy,
+            lead=R.taken_lead(),
+        )
         d.calls.append(result)
         return d
     picking = st.booking_id is None

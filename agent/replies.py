@@ -31,8 +31,10 @@ class R:
 
     @staticmethod
     def help(b: Business) -> str:
-        return (f"{b.name}: book, change or cancel appointments by text. {b.support}. "
-                f"{b.frequency}. Msg & data rates may apply. Reply STOP to unsubscribe, HELP for help.")
+        return (
+            f"{b.name}: book, change or cancel appointments by text. {b.support}. "
+            f"{b.frequency}. Msg & data rates may apply. Reply STOP to unsubscribe, HELP for help."
+        )
 
     @staticmethod
     def human() -> str:
@@ -56,8 +58,10 @@ class R:
 
     @staticmethod
     def greeting(b: Business) -> str:
-        return (f"Hi! This is {b.name}. I can book, change or cancel appointments or answer "
-                "questions. What can I do for you?")
+        return (
+            f"Hi! This is {b.name}. I can book, change or cancel appointments or answer "
+            "questions. What can I do for you?"
+        )
 
     @staticmethod
     def thanks() -> str:
@@ -65,8 +69,10 @@ class R:
 
     @staticmethod
     def clarify() -> str:
-        return ("Sorry, I didn't get that. Do you want to book, change or cancel an appointment, "
-                "or ask a question?")
+        return (
+            "Sorry, I didn't get that. Do you want to book, change or cancel an appointment, "
+            "or ask a question?"
+        )
 
     @staticmethod
     def outage() -> str:
@@ -97,7 +103,8 @@ class R:
     @staticmethod
     def confirm_booking(service: str, date: str, time: str, provider: str | None) -> str:
         who = f" with {provider}" if provider else ""
-        return f"{service.capitalize()}{who} on {when_text(date, time)}. Reply YES to confirm or tell me what to change."
+        return (f"{service.capitalize()}{who} on {when_text(date, time)}. "
+                "Reply YES to confirm or tell me what to change.")
 
     @staticmethod
     def booked(service: str, date: str, time: str, provider: str | None) -> str:
@@ -126,8 +133,11 @@ class R:
 
     @staticmethod
     def pick_booking(action: str, lines: list[str]) -> str:
-        return f"Which appointment do you want to {action}? " + " ".join(
-            f"{i}) {line}" for i, line in enumerate(lines, 1)) + ". Reply with a number."
+        return (
+            f"Which appointment do you want to {action}? "
+            + " ".join(f"{i}) {line}" for i, line in enumerate(lines, 1))
+            + ". Reply with a number."
+        )
 
     @staticmethod
     def ask_new_date(what: str) -> str:

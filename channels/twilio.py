@@ -51,9 +51,16 @@ class TwilioSendResult:
 
 
 class TwilioChannel:
-    def __init__(self, account_sid: str, auth_token: str, from_number: str, public_url: str,
-                 http: HttpxTwilioClient | None = None, validate: bool = True,
-                 api_base: str = "https://api.twilio.com") -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str,
+        public_url: str,
+        http: HttpxTwilioClient | None = None,
+        validate: bool = True,
+        api_base: str = "https://api.twilio.com",
+    ) -> None:
         self.account_sid, self.from_number = account_sid, from_number
         self.public_url = public_url.rstrip("/")
         self.validator = RequestValidator(auth_token)
@@ -89,7 +96,9 @@ class TwilioChannel:
         """Send an SMS through the REST API."""
         return await self.create(to, self.from_number, status_callback, body=body)
 
-    async def create(self, to: str, from_: str, status_callback: str | None, **fields: Any) -> TwilioSendResult:
+    async def create(
+        self, to: str, from_: str, status_callback: str | None, **fields: Any
+    ) -> TwilioSendResult:
         """POST a message (SMS, or WhatsApp with ``whatsapp:`` addresses). Failures are classified
         so the outbox retries the right ones: 429 and 5xx and network errors are retryable."""
         try:

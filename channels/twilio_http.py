@@ -19,6 +19,7 @@ class HttpxTwilioClient(AsyncHttpClient):
         super().__init__(_log, True, timeout)
         self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
 
+    # The twilio HttpClient interface passes a timeout argument; we hand it to httpx.
     async def request(
         self,
         method: str,
@@ -27,7 +28,7 @@ class HttpxTwilioClient(AsyncHttpClient):
         data: dict[str, object] | None = None,
         headers: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
         allow_redirects: bool = False,
     ) -> Response:
         resp = await self.client.request(

@@ -11,9 +11,9 @@ from litestar.datastructures import State
 
 from channels.twilio import TwilioChannel, twiml
 from textdesk.errors import SignatureError
-from textdesk.pipeline import Inbound, TurnResult
+from textdesk.pipeline import Inbound, OutboundView, TurnResult
 
-__all__ = ["twilio_router"]
+__all__ = ["replies_for_twiml", "twilio_router"]
 
 log = logging.getLogger("textdesk.channels.twilio")
 _XML = "application/xml"
@@ -63,6 +63,16 @@ def _deliver_later(state: State, turn: asyncio.Task[TurnResult]) -> None:
     task.add_done_callback(_background.discard)
 
 
+async def replies_for_twiml(services: Any, result: TurnResult) -> list[OutboundView]:
+    """The replies this webhook answer carries. A retry gets the first answer again, plus any reply
+    that never left (its first answer was lost after the turn committed). Claims are atomic, so
+    nothing goes out twice; consent is re-checked as each reply is claimed."""
+    queued = [r.id for r in result.replies if r.status == "queued"]
+    claimed = set(await services.dispatcher.claim_for_twiml(queued))
+    again = [r for r in result.replies if result.duplicate and r.delivery == "twiml"]
+    return again + [r for r in result.replies if r.id in claimed]
+
+
 @post("/sms", status_code=200)
 async def sms_webhook(request: Request[Any, Any, Any], state: State) -> Response[str]:
     services = state.services
@@ -83,12 +93,7 @@ async def sms_webhook(request: Request[Any, Any, Any], state: State) -> Response
         return Response(twiml([]), media_type=_XML)
     if result.route == "invalid":
         return Response(twiml([]), media_type=_XML)
-    if result.duplicate:
-        # A retry: answer exactly as the first time; nothing new is stored or sent.
-        out = [r for r in result.replies if r.delivery == "twiml"]
-    else:
-        out = [r for r in result.replies if r.status == "queued"]
-        await services.dispatcher.mark_twiml([r.id for r in out])
+    out = await replies_for_twiml(services, result)
     return Response(twiml([r.body for r in out], [services.twilio.status_url(r.id) for r in out]),
                     media_type=_XML)
 

@@ -28,6 +28,7 @@ from litestar.datastructures import State
 from twilio.base.exceptions import TwilioRestException
 
 from channels.twilio import TwilioChannel, TwilioSendResult, twiml
+from channels.twilio_routes import replies_for_twiml
 from textdesk.delivery import Dispatcher
 from textdesk.errors import ChannelError, SignatureError
 from textdesk.pipeline import Inbound, TurnResult
@@ -223,11 +224,7 @@ async def whatsapp_webhook(request: Request[Any, Any, Any], state: State) -> Res
         return Response(twiml([]), media_type=_XML)
     if result.route == "invalid":
         return Response(twiml([]), media_type=_XML)
-    if result.duplicate:  # a Twilio retry: the first answer again, nothing new
-        out = [r for r in result.replies if r.delivery == "twiml"]
-    else:
-        out = [r for r in result.replies if r.status == "queued"]
-        await services.dispatcher.mark_twiml([r.id for r in out])
+    out = await replies_for_twiml(services, result)  # the same claim logic as SMS
     return Response(twiml([r.body for r in out], [twilio.status_url(r.id) for r in out]), media_type=_XML)
 
 

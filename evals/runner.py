@@ -268,6 +268,7 @@ async def _play(case: LoadedCase, settings: Settings, provider: Provider, out: C
         contact_id = await seed_contact(sessions, case.business, contact, case.times[0])
         clock = FrozenClock(case.times[0])
         pipeline = Pipeline(settings, case.business, sessions, clock, provider)
+        pipeline.strict_provider = True  # a failing model call fails the case, loudly
         for i, (turn, at) in enumerate(zip(case.turns, case.times, strict=True), start=1):
             clock.advance(seconds=(at - clock.now()).total_seconds())
             result = await pipeline.handle(Inbound(sender=contact.phone, body=turn.user,

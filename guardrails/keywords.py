@@ -24,20 +24,24 @@ HUMAN_WORDS = frozenset({"HUMAN", "AGENT", "REPRESENTATIVE", "OPERATOR"})
 
 _EDGE = re.compile(r"^[\W_]+|[\W_]+$")
 
-_MSGS = r"(?:text(?:s|ing)?|messag(?:e|es|ing)|sms|contact(?:ing)?|send(?:ing)?(?: me)?(?: (?:texts|messages))?|spam(?:ming)?)"
+_MSGS = (r"(?:text(?:s|ing)?|messag(?:e|es|ing)|sms|contact(?:ing)?|"
+         r"send(?:ing)?(?: me)?(?: (?:texts|messages))?|spam(?:ming)?)")
 _NL_OPT_OUT = [
     re.compile(p)
     for p in (
         rf"\bstop {_MSGS}(?: me| this number)?\b",
-        rf"\b(?:please |pls |plz )?stop (?:all |these |the |your )?(?:texts|messages|msgs|sms)\b",
+        r"\b(?:please |pls |plz )?stop (?:all |these |the |your )?(?:texts|messages|msgs|sms)\b",
         r"\bstop (?:texting|messaging|contacting|spamming|bothering) (?:me|us|this number)\b",
-        r"\b(?:remove|take|delete|drop|unsubscribe) (?:me|my (?:number|phone|contact))\b.{0,30}\b(?:list|texts?|messages?|contacts?|database|system)\b",
+        r"\b(?:remove|take|delete|drop|unsubscribe) (?:me|my (?:number|phone|contact))\b.{0,30}"
+        r"\b(?:list|texts?|messages?|contacts?|database|system)\b",
         r"\b(?:remove|take|delete) (?:me|my number) off\b",
         r"\bunsubscribe me\b",
         r"\bunsubscribe\b.{0,20}\b(?:please|pls|now)\b",
         r"\bopt (?:me )?out\b",
         r"\bi (?:want to |wanna |would like to )?(?:opt out|unsubscribe)\b",
-        rf"\b(?:do not|don'?t|dont|never) (?:ever )?{_MSGS} (?:me|this number)\b(?! (?:before|after|until|till|at|on|between))",
+        # "don't text me before 9" is a preference, not an opt-out.
+        rf"\b(?:do not|don'?t|dont|never) (?:ever )?{_MSGS} (?:me|this number)\b"
+        r"(?! (?:before|after|until|till|at|on|between))",
         r"\bno more (?:texts|messages|msgs|sms)\b",
         r"\blose my number\b",
         r"\bleave me alone\b",

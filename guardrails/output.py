@@ -68,6 +68,7 @@ class OutputGuard:
             if len(digits) >= 10 and digits not in self._allowed_digits and digits not in own:
                 return OutputVerdict("output", True, "pii.phone", self._safe)
         if count_segments(text).segments > self.max_segments:
-            return OutputVerdict("output", True, "segments.over_budget",
-                                 fit_to_segments(text, self.max_segments))
+            return OutputVerdict(
+                "output", True, "segments.over_budget", fit_to_segments(text, self.max_segments)
+            )
         return OutputVerdict("output", False, "pass")

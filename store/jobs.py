@@ -22,8 +22,13 @@ __all__ = ["LEASE", "cancel_jobs", "claim_due", "plan_booking_jobs", "schedule"]
 LEASE = dt.timedelta(minutes=5)
 
 
-async def schedule(session: AsyncSession, kind: str, run_at: dt.datetime, payload: dict[str, Any],
-                   dedupe_key: str | None = None) -> Job | None:
+async def schedule(
+    session: AsyncSession,
+    kind: str,
+    run_at: dt.datetime,
+    payload: dict[str, Any],
+    dedupe_key: str | None = None,
+) -> Job | None:
     """Add a job unless one with the same dedupe key exists (then None)."""
     if dedupe_key is not None:
         existing = (await session.exec(select(Job).where(Job.dedupe_key == dedupe_key))).first()
@@ -62,8 +67,8 @@ async def claim_due(session: AsyncSession, now: dt.datetime, worker: str, limit:
     claimed: list[Job] = []
     for job in list(await session.exec(q)):
         res = await session.exec(
-            update(Job).where(col(Job.id) == job.id, col(Job.status) == job.status,
-                              col(Job.attempts) == job.attempts)
+            update(Job)
+            .where(col(Job.id) == job.id, col(Job.status) == job.status, col(Job.attempts) == job.attempts)
             .values(status="running", locked_by=worker, locked_at=now, attempts=job.attempts + 1)
         )
         if res.rowcount == 1:
@@ -74,8 +79,9 @@ async def claim_due(session: AsyncSession, now: dt.datetime, worker: str, limit:
     return claimed
 
 
-async def plan_booking_jobs(session: AsyncSession, booking: Booking, reminder_offsets_h: list[float],
-                            now: dt.datetime) -> None:
+async def plan_booking_jobs(
+    session: AsyncSession, booking: Booking, reminder_offsets_h: list[float], now: dt.datetime
+) -> None:
     """(Re)plan a booking's reminders, in the same transaction as the booking change itself."""
     await cancel_jobs(session, "reminder", booking_id=booking.id)
     if booking.status != "active":
@@ -84,5 +90,10 @@ async def plan_booking_jobs(session: AsyncSession, booking: Booking, reminder_of
     for hours in reminder_offsets_h:
         run_at = booking.start - dt.timedelta(hours=hours)
         if run_at > now:
-            await schedule(session, "reminder", run_at, {"booking_id": booking.id, "start": start},
-                           dedupe_key=f"reminder:{booking.id}:{start}:{hours}")
+            await schedule(
+                session,
+                "reminder",
+                run_at,
+                {"booking_id": booking.id, "start": start},
+                dedupe_key=f"reminder:{booking.id}:{start}:{hours}",
+            )

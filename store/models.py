@@ -12,10 +12,10 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "AuditEvent",
     "Booking",
-    "Job",
     "ConsentEvent",
     "Contact",
     "Conversation",
+    "Job",
     "Message",
     "Payment",
     "StripeEvent",

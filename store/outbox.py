@@ -22,9 +22,17 @@ def may_send(contact: Contact, kind: str) -> bool:
     return contact.consent != "opted_out" or kind in ALLOWED_WHEN_OPTED_OUT
 
 
-def queue_outbound(session: object, contact: Contact, conversation: Conversation, body: str, *,
-                   kind: Kind = "reply", author: str = "bot", in_reply_to: int | None = None,
-                   now: object = None) -> Message:
+def queue_outbound(
+    session: object,
+    contact: Contact,
+    conversation: Conversation,
+    body: str,
+    *,
+    kind: Kind = "reply",
+    author: str = "bot",
+    in_reply_to: int | None = None,
+    now: object = None,
+) -> Message:
     """Store an outbound message. Blocked by the consent gate -> stored with status 'blocked'."""
     info = count_segments(body)
     msg = Message(

@@ -38,8 +38,9 @@ class DbSeenEvents:
                 await s.commit()
 
 
-async def apply_payment_update(session: AsyncSession, booking_id: str | None, session_id: str | None,
-                               status: str, now: dt.datetime) -> Payment | None:
+async def apply_payment_update(
+    session: AsyncSession, booking_id: str | None, session_id: str | None, status: str, now: dt.datetime
+) -> Payment | None:
     """Record a payment's new status; an unknown payment is ignored (None)."""
     q = select(Payment)
     if session_id:
@@ -55,6 +56,12 @@ async def apply_payment_update(session: AsyncSession, booking_id: str | None, se
         payment.status, payment.updated_at = status, now
         session.add(payment)
     booking = await session.get(Booking, payment.booking_id)
-    await repo.audit(session, f"payment.{status}", contact_id=booking.contact_id if booking else None, at=now,
-                     booking_id=payment.booking_id, session_id=session_id)
+    await repo.audit(
+        session,
+        f"payment.{status}",
+        contact_id=booking.contact_id if booking else None,
+        at=now,
+        booking_id=payment.booking_id,
+        session_id=session_id,
+    )
     return payment

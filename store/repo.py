@@ -46,29 +46,47 @@ async def get_or_create_contact(session: AsyncSession, phone: str) -> Contact:
 
 
 async def set_consent(
-    session: AsyncSession, contact: Contact, new: str, source: str, detail: str = "", actor: str = "system",
+    session: AsyncSession,
+    contact: Contact,
+    new: str,
+    source: str,
+    detail: str = "",
+    actor: str = "system",
     at: dt.datetime | None = None,
 ) -> bool:
     """Change consent and record who/what/when. Returns False when nothing changed."""
     if contact.consent == new:
         return False
     when = at or utcnow()
-    session.add(ConsentEvent(contact_id=contact.id or 0, old=contact.consent, new=new, source=source,
-                             detail=detail[:500], actor=actor, at=when))
+    session.add(
+        ConsentEvent(
+            contact_id=contact.id or 0,
+            old=contact.consent,
+            new=new,
+            source=source,
+            detail=detail[:500],
+            actor=actor,
+            at=when,
+        )
+    )
     contact.consent = new
     contact.updated_at = when
     session.add(contact)
     return True
 
 
-async def open_conversation(session: AsyncSession, contact: Contact, now: dt.datetime,
-                            channel: str = "sms") -> Conversation:
+async def open_conversation(
+    session: AsyncSession, contact: Contact, now: dt.datetime, channel: str = "sms"
+) -> Conversation:
     """The contact's current conversation; a new one after resolution or a day of bot silence."""
     conv = (
         await session.exec(
             select(Conversation)
-            .where(Conversation.contact_id == contact.id, col(Conversation.status).in_(OPEN_STATUSES),
-                   Conversation.channel == channel)
+            .where(
+                Conversation.contact_id == contact.id,
+                col(Conversation.status).in_(OPEN_STATUSES),
+                Conversation.channel == channel,
+            )
             .order_by(col(Conversation.id).desc())
         )
     ).first()
@@ -104,24 +122,43 @@ async def active_bookings(session: AsyncSession, contact_id: int, after: dt.date
     return list(rows)
 
 
-async def busy_between(session: AsyncSession, start: dt.datetime, end: dt.datetime,
-                       exclude_booking: str | None = None) -> list[Busy]:
+async def busy_between(
+    session: AsyncSession, start: dt.datetime, end: dt.datetime, exclude_booking: str | None = None
+) -> list[Busy]:
     rows = await session.exec(
         select(Booking).where(Booking.status == "active", Booking.start < end, Booking.end > start)
     )
     return [Busy(b.start, b.end, b.provider, b.id) for b in rows if b.id != exclude_booking]
 
 
-async def audit(session: AsyncSession, kind: str, *, contact_id: int | None = None,
-                conversation_id: int | None = None, actor: str = "system",
-                at: dt.datetime | None = None, **data: Any) -> None:
-    session.add(AuditEvent(kind=kind, contact_id=contact_id, conversation_id=conversation_id,
-                           actor=actor, data=data, at=at or utcnow()))
+async def audit(
+    session: AsyncSession,
+    kind: str,
+    *,
+    contact_id: int | None = None,
+    conversation_id: int | None = None,
+    actor: str = "system",
+    at: dt.datetime | None = None,
+    **data: Any,
+) -> None:
+    session.add(
+        AuditEvent(
+            kind=kind,
+            contact_id=contact_id,
+            conversation_id=conversation_id,
+            actor=actor,
+            data=data,
+            at=at or utcnow(),
+        )
+    )
 
 
-async def count_messages(session: AsyncSession, contact_id: int, since: dt.datetime,
-                         direction: str = "in") -> int:
-    q = select(func.count()).select_from(Message).where(
-        Message.contact_id == contact_id, Message.direction == direction, Message.created_at >= since
+async def count_messages(
+    session: AsyncSession, contact_id: int, since: dt.datetime, direction: str = "in"
+) -> int:
+    q = (
+        select(func.count())
+        .select_from(Message)
+        .where(Message.contact_id == contact_id, Message.direction == direction, Message.created_at >= since)
     )
     return int((await session.exec(q)).one())

@@ -99,18 +99,36 @@ class Sms:
         url = PUBLIC_URL + path + (f"?{query}" if query else "")
         return self.validator.compute_signature(url, params)
 
-    async def post(self, path: str, params: dict[str, str], query: str = "",
-                   signature: str | None = None, headers: dict[str, str] | None = None) -> Any:
+    async def post(
+        self,
+        path: str,
+        params: dict[str, str],
+        query: str = "",
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         sig = self.sign(path, params, query) if signature is None else signature
         hdrs = {"X-Twilio-Signature": sig, **(headers or {})} if sig != "" else dict(headers or {})
         url = path + (f"?{query}" if query else "")
-        return await self.client.post(url, content=urlencode(params),
-                                      headers={"Content-Type": "application/x-www-form-urlencoded", **hdrs})
+        return await self.client.post(
+            url,
+            content=urlencode(params),
+            headers={"Content-Type": "application/x-www-form-urlencoded", **hdrs},
+        )
 
-    async def text(self, body: str, sender: str = "+12125550123", sid: str | None = None, **extra: str) -> Any:
+    async def text(
+        self, body: str, sender: str = "+12125550123", sid: str | None = None, **extra: str
+    ) -> Any:
         self.n += 1
-        params = {"MessageSid": sid or f"SM{uuid.uuid4().hex}", "AccountSid": ACCOUNT_SID,
-                  "From": sender, "To": "+15005550006", "Body": body, "NumMedia": "0", **extra}
+        params = {
+            "MessageSid": sid or f"SM{uuid.uuid4().hex}",
+            "AccountSid": ACCOUNT_SID,
+            "From": sender,
+            "To": "+15005550006",
+            "Body": body,
+            "NumMedia": "0",
+            **extra,
+        }
         return await self.post("/twilio/sms", params)
 
 

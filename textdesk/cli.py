@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from evals.cli import register as register_evals
+from textdesk.privacy_cli import register as register_privacy
 from textdesk.settings import Settings
 
 app = typer.Typer(help="textdesk: a two-way SMS assistant for service businesses.", no_args_is_help=True)
@@ -51,7 +53,9 @@ def serve(
 @app.command()
 def chat(
     phone: Annotated[str, typer.Option(help="The customer number to play.")] = "+12125550199",
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show route, intent, slots, tools.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show route, intent, slots, tools.")
+    ] = False,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy async URL.")] = None,
 ) -> None:
     """Talk to the bot in the terminal through the same pipeline as the webhook."""
@@ -95,9 +99,10 @@ def user_create(
     typer.echo(f"created {role} {email}")
 
 
+# Command groups that live with their code: evals, privacy.
+register_evals(app)
+register_privacy(app)
+
+
 def main() -> None:  # pragma: no cover
     app()
-from evals.cli import register
-register(app)
-from textdesk.privacy_cli import register as register_privacy
-register_privacy(app)

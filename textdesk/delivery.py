@@ -3,16 +3,17 @@ status callbacks. The consent gate is checked again right before the send."""
 
 from __future__ import annotations
 
-
+import datetime as dt
 import logging
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
-from store import repo
+from store import jobs, repo
 from store.models import Contact, Conversation, Message
 from store.outbox import may_send
 from textdesk.clock import Clock
@@ -22,8 +23,16 @@ __all__ = ["STATUS_RANK", "Dispatcher", "Sender"]
 log = logging.getLogger("textdesk.delivery")
 
 # Callbacks arrive out of order; a status never moves backwards.
-STATUS_RANK = {"queued": 0, "accepted": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3,
-               "failed": 3, "read": 4}
+STATUS_RANK = {
+    "queued": 0,
+    "accepted": 0,
+    "sending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "undelivered": 3,
+    "failed": 3,
+    "read": 4,
+}
 OPT_OUT_ERROR = 21610
 
 
@@ -40,6 +49,12 @@ class SendResult(Protocol):
     def retryable(self) -> bool: ...
 
 
+class _Blocked:
+    """The consent gate stopped a send between attempts."""
+
+    ok, sid, status, error_code, retryable = False, None, "blocked", None, False
+
+
 class Sender(Protocol):
     async def send(self, to: str, body: str, status_callback: str | None = None) -> SendResult: ...
 
@@ -47,41 +62,66 @@ class Sender(Protocol):
 
 
 class Dispatcher:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], sender: Sender, clock: Clock,
-                 max_attempts: int = 4) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], sender: Sender, clock: Clock, max_attempts: int = 4
+    ) -> None:
         self.sessions, self.sender, self.clock, self.max_attempts = sessions, sender, clock, max_attempts
         # One sender per channel; a conversation's channel picks it (SMS is the default).
         self.senders: dict[str, Sender] = {"sms": sender}
 
-    async def mark_twiml(self, ids: list[int]) -> None:
-        """Replies that left inside the webhook's TwiML answer."""
-        if not ids:
-            return
-        async with self.sessions() as s:
-            for m in await s.exec(select(Message).where(col(Message.id).in_(ids))):
-                if m.status == "queued":
-                    m.status, m.delivery = "sent", "twiml"
-                    s.add(m)
-            await s.commit()
+    async def _claim(self, s: AsyncSession, message_id: int, status: str, delivery: str) -> bool:
+        """Atomically move a queued, never-sent message on; False when someone else got it."""
+        res = await s.exec(
+            update(Message)
+            .where(col(Message.id) == message_id, col(Message.status) == "queued",
+                   col(Message.twilio_sid).is_(None))
+            .values(status=status, delivery=delivery)
+        )
+        await s.commit()
+        return bool(res.rowcount == 1)
 
-    async def send(self, message_id: int) -> Message | None:
-        """Send one queued message via REST, with jittered retries on 429/5xx/network errors."""
+    async def claim_for_twiml(self, ids: list[int]) -> list[int]:
+        """Queued replies that will leave inside the webhook's TwiML answer. A retried webhook
+        uses this too, so a reply whose first answer was lost still goes out exactly once."""
+        claimed: list[int] = []
+        async with self.sessions() as s:
+            for mid in ids:
+                msg = await s.get(Message, mid)
+                contact = await s.get(Contact, msg.contact_id) if msg else None
+                if msg is None or contact is None:
+                    continue
+                if not may_send(contact, msg.kind):  # consent changed since it was queued
+                    await self._claim(s, mid, "blocked", "twiml")
+                    continue
+                if await self._claim(s, mid, "sent", "twiml"):
+                    claimed.append(mid)
+        return claimed
+
+    async def send(self, message_id: int, plan_retry: bool = True) -> Message | None:
+        """Send one queued message via REST, with jittered retries on 429/5xx/network errors.
+
+        The queued -> sending step is an atomic claim, so two callers never both send it; consent
+        is re-checked before every attempt, so a STOP during a retry backoff is honoured."""
         async with self.sessions() as s:
             msg = await s.get(Message, message_id)
-            if msg is None or msg.status != "queued":
+            if msg is None or msg.status != "queued" or msg.twilio_sid:
                 return msg
             contact = await s.get(Contact, msg.contact_id)
             if contact is None or not may_send(contact, msg.kind):
-                msg.status = "blocked"
-                s.add(msg)
-                await s.commit()
-                return msg
+                await self._claim(s, message_id, "blocked", "rest")
+                return await s.get(Message, message_id)
             conv = await s.get(Conversation, msg.conversation_id)
             sender = self.senders.get(conv.channel if conv else "sms", self.sender)
-            msg.status, msg.delivery = "sending", "rest"
-            s.add(msg)
-            await s.commit()
-            to, body, cb = contact.phone, msg.body, sender.status_url(message_id)
+            if not await self._claim(s, message_id, "sending", "rest"):
+                return await s.get(Message, message_id)
+            to, body, cb, kind, contact_id = contact.phone, msg.body, sender.status_url(message_id), msg.kind, contact.id
+
+        async def attempt() -> SendResult:
+            async with self.sessions() as s2:
+                current = await s2.get(Contact, contact_id)
+            if current is None or not may_send(current, kind):
+                return _Blocked()
+            return await sender.send(to, body, cb)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
@@ -89,30 +129,40 @@ class Dispatcher:
             retry=retry_if_result(lambda r: (not r.ok) and r.retryable),
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
-        result: SendResult | None = await retrying(sender.send, to, body, cb)
+        result: SendResult | None = await retrying(attempt)
         attempts = int(retrying.statistics.get("attempt_number", 1))
         assert result is not None
+        now = self.clock.now()
         async with self.sessions() as s:
             msg2 = await s.get(Message, message_id)
             assert msg2 is not None
             msg2.attempts += attempts
             if result.ok:
-                msg2.twilio_sid, msg2.status = result.sid, result.status or "sent"
-                if msg2.status not in STATUS_RANK:
-                    msg2.status = "sent"
+                # Twilio calls an accepted message "queued"; in the outbox that means "not sent yet".
+                msg2.twilio_sid = result.sid
+                msg2.status = result.status if result.status in ("sent", "delivered") else "sent"
+            elif isinstance(result, _Blocked):
+                msg2.status = "blocked"
             else:
                 msg2.status, msg2.error_code = "failed", result.error_code
                 if result.error_code == OPT_OUT_ERROR:
                     contact = await s.get(Contact, msg2.contact_id)
                     if contact is not None:
-                        await repo.set_consent(s, contact, "opted_out", "carrier_21610", detail=str(message_id),
-                                               at=self.clock.now())
+                        await repo.set_consent(s, contact, "opted_out", "carrier_21610",
+                                               detail=str(message_id), at=now)
+                elif result.retryable and msg2.attempts < 5 * self.max_attempts:
+                    # Twilio is down for longer than the inline retries: try again later, once.
+                    msg2.next_attempt_at = now + dt.timedelta(seconds=30 * 2 ** (msg2.attempts // self.max_attempts))
+                    if plan_retry:
+                        await jobs.schedule(s, "send", msg2.next_attempt_at, {"message_id": message_id},
+                                            dedupe_key=f"send:{message_id}:{msg2.attempts}")
             s.add(msg2)
             await s.commit()
             return msg2
 
-    async def status_callback(self, message_id: int | None, sid: str | None, status: str,
-                              error_code: int | None) -> bool:
+    async def status_callback(
+        self, message_id: int | None, sid: str | None, status: str, error_code: int | None
+    ) -> bool:
         """Apply a delivery callback. Returns False when the message is unknown."""
         async with self.sessions() as s:
             msg = await s.get(Message, message_id) if message_id else None
@@ -130,11 +180,16 @@ class Dispatcher:
             if error_code == OPT_OUT_ERROR:
                 contact = await s.get(Contact, msg.contact_id)
                 if contact is not None:
-                    await repo.set_consent(s, contact, "opted_out", "carrier_21610",
-                                           detail=f"status callback for {sid or message_id}", at=self.clock.now())
-                    await repo.audit(s, "consent.carrier_opt_out", contact_id=contact.id,
-                                     at=self.clock.now(), sid=sid)
+                    await repo.set_consent(
+                        s,
+                        contact,
+                        "opted_out",
+                        "carrier_21610",
+                        detail=f"status callback for {sid or message_id}",
+                        at=self.clock.now(),
+                    )
+                    await repo.audit(
+                        s, "consent.carrier_opt_out", contact_id=contact.id, at=self.clock.now(), sid=sid
+                    )
             await s.commit()
             return True
-
-

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -115,6 +115,7 @@ class TurnResult:
         return sum(r.segments for r in self.replies if r.status != "blocked")
 
 
+BookingEventKind = Literal["booking.created", "booking.rescheduled", "booking.cancelled"]
 EscalationHook = Callable[[int, str, str], Awaitable[None]]  # conversation id, reason, summary
 
 
@@ -136,8 +137,15 @@ class _Turn:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, business: Business, sessions: async_sessionmaker[AsyncSession],
-                 clock: Clock, provider: Provider, screen: InjectionScreen | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        business: Business,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        provider: Provider,
+        screen: InjectionScreen | None = None,
+    ) -> None:
         self.settings, self.business, self.sessions, self.clock = settings, business, sessions, clock
         self.provider = provider
         self.screen = screen or InjectionScreen(threshold=settings.injection_threshold)
@@ -147,6 +155,9 @@ class Pipeline:
         self.global_minute = SlidingWindow(settings.global_rate_limit_per_minute, dt.timedelta(minutes=1))
         self._limited_notice: dict[str, dt.datetime] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._turn_slots = asyncio.Semaphore(settings.max_concurrent_turns)
+        # Evals set this: a provider that raises fails the case loudly instead of degrading.
+        self.strict_provider = False
         self._offline_provider: Provider | None = None
         self.calendar: CalendarAdapter | None = None  # set when an external calendar is configured
         self.events: EventSink = NullSink()
@@ -173,14 +184,23 @@ class Pipeline:
         self.metrics.turn_latency.observe(result.ms / 1000)
         return result
 
-    async def recover(self, limit: int = 100) -> int:
-        """Process inbound messages a crashed worker stored but never answered (replies by REST)."""
+    async def recover(self, limit: int = 100, older_than: dt.timedelta = dt.timedelta(0)) -> int:
+        """Process inbound messages a crashed worker stored but never answered (replies by REST).
+
+        Run at start-up and periodically (``older_than`` keeps it off turns still in flight)."""
         from sqlmodel import col, select
 
+        cutoff = self.clock.now() - older_than
         async with self.sessions() as session:
-            rows = list(await session.exec(
-                select(Message).where(Message.direction == "in", col(Message.processed_at).is_(None))
-                .order_by(col(Message.id)).limit(limit)))
+            rows = list(
+                await session.exec(
+                    select(Message)
+                    .where(Message.direction == "in", col(Message.processed_at).is_(None),
+                           col(Message.created_at) <= cutoff)
+                    .order_by(col(Message.id))
+                    .limit(limit)
+                )
+            )
         done = 0
         for m in rows:
             async with self.sessions() as session:
@@ -206,9 +226,16 @@ class Pipeline:
                     now = self.clock.now()
                     contact = await repo.get_or_create_contact(session, phone)
                     conversation = await repo.open_conversation(session, contact, now, msg.channel)
-                    inbound = Message(conversation_id=conversation.id or 0, contact_id=contact.id or 0,
-                                      direction="in", body=body, twilio_sid=msg.sid, author="customer",
-                                      created_at=now, segments=0)
+                    inbound = Message(
+                        conversation_id=conversation.id or 0,
+                        contact_id=contact.id or 0,
+                        direction="in",
+                        body=body,
+                        twilio_sid=msg.sid,
+                        author="customer",
+                        created_at=now,
+                        segments=0,
+                    )
                     session.add(inbound)
                     await session.commit()
                     return inbound
@@ -218,11 +245,15 @@ class Pipeline:
 
     @asynccontextmanager
     async def _contact_lock(self, phone: str) -> AsyncIterator[None]:
-        """In-process lock, plus a PostgreSQL advisory lock so several workers serialize too."""
+        """In-process lock, plus a PostgreSQL advisory lock so several workers serialize too.
+
+        The advisory lock holds a pooled connection for the whole turn and the turn needs another,
+        so concurrent turns per process are capped below the pool size (a semaphore taken after
+        the in-process lock, so waiting on one contact never holds a slot)."""
         lock = self._locks.get(phone)
         if lock is None:
             lock = self._locks[phone] = asyncio.Lock()
-        async with lock:
+        async with lock, self._turn_slots:
             engine = self.sessions.kw.get("bind")
             if engine is None or engine.dialect.name != "postgresql":
                 yield
@@ -233,8 +264,11 @@ class Pipeline:
                 try:
                     yield
                 finally:
-                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    await conn.commit()
+                    try:
+                        await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                        await conn.commit()
+                    except Exception:  # a dead connection released the lock with its session
+                        log.warning("pipeline.advisory_unlock_failed", exc_info=True)
 
     async def _process_in_order(self, inbound: Message) -> TurnResult:
         """Answer every earlier unanswered message of this contact first (arrival order across
@@ -242,10 +276,18 @@ class Pipeline:
         from sqlmodel import col, select
 
         async with self.sessions() as session:
-            earlier = list(await session.exec(
-                select(Message.id).where(Message.contact_id == inbound.contact_id, Message.direction == "in",
-                                         col(Message.processed_at).is_(None), col(Message.id) < inbound.id)
-                .order_by(col(Message.id))))
+            earlier = list(
+                await session.exec(
+                    select(Message.id)
+                    .where(
+                        Message.contact_id == inbound.contact_id,
+                        Message.direction == "in",
+                        col(Message.processed_at).is_(None),
+                        col(Message.id) < inbound.id,
+                    )
+                    .order_by(col(Message.id))
+                )
+            )
         for mid in earlier:
             r = await self._process(int(mid or 0))
             if self.deliver_later is not None:
@@ -263,8 +305,16 @@ class Pipeline:
             conversation = await session.get(Conversation, inbound.conversation_id)
             assert contact is not None and conversation is not None
             now = self.clock.now()
-            turn = _Turn(session, contact, conversation, inbound, inbound.body, now,
-                         DialogueState.load(contact.state), TurnResult(route="agent"))
+            turn = _Turn(
+                session,
+                contact,
+                conversation,
+                inbound,
+                inbound.body,
+                now,
+                DialogueState.load(contact.state),
+                TurnResult(route="agent"),
+            )
             turn.result.message_id, turn.result.contact_id = inbound.id, contact.id
             turn.result.conversation_id = conversation.id
             await self._run_steps(turn)
@@ -288,8 +338,11 @@ class Pipeline:
 
     async def _rate_limit(self, t: _Turn) -> bool:
         key = t.contact.phone
-        ok = (self.per_minute.hit(key, t.now) & self.per_hour.hit(key, t.now)
-              & self.global_minute.hit("*", t.now))
+        ok = (
+            self.per_minute.hit(key, t.now)
+            & self.per_hour.hit(key, t.now)
+            & self.global_minute.hit("*", t.now)
+        )
         if ok:
             t.result.steps.append(StepDecision("rate_limit", "pass"))
             return True
@@ -330,8 +383,11 @@ class Pipeline:
         elif hit.rule == "help":
             t.replies.append((R.help(b), "help"))
         elif hit.rule == "human":
-            await self._tool(t, "escalate", {"reason": "requested",
-                                             "summary": f'Customer texted "{t.text[:60]}" asking for a person.'})
+            await self._tool(
+                t,
+                "escalate",
+                {"reason": "requested", "summary": f'Customer texted "{t.text[:60]}" asking for a person.'},
+            )
             t.state.clear_task()
             t.replies.append((R.human(), "reply"))
         return True
@@ -346,15 +402,28 @@ class Pipeline:
 
     async def _screen(self, t: _Turn) -> bool:
         verdict = self.screen.screen(t.text)
-        t.result.steps.append(StepDecision("injection", "blocked" if verdict.triggered else "pass",
-                                           verdict.reason, verdict.score, dict(verdict.details)))
+        t.result.steps.append(
+            StepDecision(
+                "injection",
+                "blocked" if verdict.triggered else "pass",
+                verdict.reason,
+                verdict.score,
+                dict(verdict.details),
+            )
+        )
         if not verdict.triggered:
             return False
         t.result.route = "blocked"
         t.state.blocked += 1
         if t.state.blocked >= self.settings.blocked_escalate_after:
-            await self._tool(t, "escalate", {"reason": "other",
-                                             "summary": f"{t.state.blocked} messages blocked by the injection screen."})
+            await self._tool(
+                t,
+                "escalate",
+                {
+                    "reason": "other",
+                    "summary": f"{t.state.blocked} messages blocked by the injection screen.",
+                },
+            )
             t.replies.append((R.escalated(), "reply"))
         else:
             t.replies.append((R.blocked(self.business), "reply"))
@@ -364,19 +433,44 @@ class Pipeline:
         local = t.now
         bookings = await self._bookings(t)
         history = await self._history(t)
-        req = UnderstandRequest(text=t.text, business=self.business, now=local, state=t.state,
-                                history=history, bookings=[f"[{bk.id}] {bk.line()}" for bk in bookings])
+        req = UnderstandRequest(
+            text=t.text,
+            business=self.business,
+            now=local,
+            state=t.state,
+            history=history,
+            bookings=[f"[{bk.id}] {bk.line()}" for bk in bookings],
+        )
         provider = await self._provider_within_budget(t)
         # Nothing is written before this point; ending the read transaction means a slow model
         # call does not hold a database lock (SQLite takes its write lock at BEGIN).
         await t.session.commit()
-        u = await provider.understand(req)
+        try:
+            u = await provider.understand(req)
+        except Exception as exc:  # providers degrade on their own; this is the last line of defence
+            if self.strict_provider:
+                raise
+            log.exception("pipeline.provider_failed")
+            u = Understanding(provider=getattr(provider, "name", "unknown"), error=f"{type(exc).__name__}: {exc}")
         t.understanding = u
         t.result.llm_calls, t.result.tokens = u.llm_calls, u.tokens_in + u.tokens_out
-        t.result.steps.append(StepDecision("understand", u.intent or "none", u.provider, u.confidence,
-                                           {"slots": u.slots.given(), "prompt": u.prompt_version,
-                                            "fallback": u.fallback, "error": u.error}))
-        busy = await repo.busy_between(t.session, t.now - dt.timedelta(days=1), t.now + dt.timedelta(days=120))
+        t.result.steps.append(
+            StepDecision(
+                "understand",
+                u.intent or "none",
+                u.provider,
+                u.confidence,
+                {
+                    "slots": u.slots.given(),
+                    "prompt": u.prompt_version,
+                    "fallback": u.fallback,
+                    "error": u.error,
+                },
+            )
+        )
+        busy = await repo.busy_between(
+            t.session, t.now - dt.timedelta(days=1), t.now + dt.timedelta(days=120)
+        )
         if self.calendar is not None:  # availability always comes from the configured calendar
             try:
                 external = await self.calendar.busy(t.now, t.now + dt.timedelta(days=60))
@@ -388,12 +482,20 @@ class Pipeline:
         async def run(name: str, args: dict[str, Any]) -> ToolResult:
             return await self._tool(t, name, args)
 
-        ctx = PolicyContext(self.business, t.now, bookings, busy, run, self.settings.clarify_threshold, t.text)
+        ctx = PolicyContext(
+            self.business, t.now, bookings, busy, run, self.settings.clarify_threshold, t.text
+        )
         decision: Decision = await decide(u, t.state, ctx)
         t.result.intent, t.result.slots = decision.intent, decision.slots
         t.result.confidence = u.confidence
-        t.result.steps.append(StepDecision("policy", decision.reason.rsplit(".", 1)[-1], decision.reason,
-                                           data={"pending": t.state.pending}))
+        t.result.steps.append(
+            StepDecision(
+                "policy",
+                decision.reason.rsplit(".", 1)[-1],
+                decision.reason,
+                data={"pending": t.state.pending},
+            )
+        )
         if decision.reply:
             t.replies.append((decision.reply, "reply"))
         if decision.confirmed_booking:
@@ -403,8 +505,9 @@ class Pipeline:
             if booking is not None and booking.contact_id == t.contact.id:
                 booking.confirmed_at = t.now
                 t.session.add(booking)
-                await repo.audit(t.session, "booking.confirmed", contact_id=t.contact.id, at=t.now,
-                                 booking_id=booking.id)
+                await repo.audit(
+                    t.session, "booking.confirmed", contact_id=t.contact.id, at=t.now, booking_id=booking.id
+                )
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -418,13 +521,22 @@ class Pipeline:
         s = self.settings
         day_start = t.now.astimezone(self.business.tz).replace(hour=0, minute=0, second=0, microsecond=0)
         used = func.coalesce(func.sum(Trace.tokens_in + Trace.tokens_out), 0)
-        mine = (await t.session.exec(select(used).where(Trace.contact_id == t.contact.id,
-                                                        Trace.created_at >= day_start))).one()
+        mine = (
+            await t.session.exec(
+                select(used).where(Trace.contact_id == t.contact.id, Trace.created_at >= day_start)
+            )
+        ).one()
         total = (await t.session.exec(select(used).where(Trace.created_at >= day_start))).one()
         over = (s.llm_daily_tokens_per_contact and mine >= s.llm_daily_tokens_per_contact) or (
-            s.llm_daily_tokens_total and total >= s.llm_daily_tokens_total)
-        t.result.steps.append(StepDecision("cost_guard", "over_budget" if over else "pass",
-                                           data={"contact_tokens": int(mine), "total_tokens": int(total)}))
+            s.llm_daily_tokens_total and total >= s.llm_daily_tokens_total
+        )
+        t.result.steps.append(
+            StepDecision(
+                "cost_guard",
+                "over_budget" if over else "pass",
+                data={"contact_tokens": int(mine), "total_tokens": int(total)},
+            )
+        )
         if not over:
             return self.provider
         return getattr(self.provider, "offline", None) or self._offline()
@@ -437,9 +549,16 @@ class Pipeline:
         return self._offline_provider
 
     async def _tool(self, t: _Turn, name: str, args: dict[str, Any]) -> ToolResult:
-        ctx = ToolContext(t.session, self.business, t.contact, t.conversation, t.now,
-                          reminder_offsets_h=list(self.settings.reminder_offsets_h), calendar=self.calendar,
-                          payments=self.payments)
+        ctx = ToolContext(
+            t.session,
+            self.business,
+            t.contact,
+            t.conversation,
+            t.now,
+            reminder_offsets_h=list(self.settings.reminder_offsets_h),
+            calendar=self.calendar,
+            payments=self.payments,
+        )
         result = await run_tool(ctx, name, args)
         if result.ok:
             t.crm.extend(ctx.events)
@@ -456,32 +575,39 @@ class Pipeline:
         views = []
         for bk in await repo.active_bookings(t.session, t.contact.id or 0, t.now):
             local = bk.start.astimezone(tz)
-            views.append(BookingView(bk.id, bk.service, bk.provider, local.date().isoformat(),
-                                     local.strftime("%H:%M")))
+            views.append(
+                BookingView(bk.id, bk.service, bk.provider, local.date().isoformat(), local.strftime("%H:%M"))
+            )
         return views
 
     async def _history(self, t: _Turn, limit: int = 6) -> list[tuple[str, str]]:
         from sqlmodel import col, select
 
         rows = await t.session.exec(
-            select(Message).where(Message.conversation_id == t.conversation.id, Message.id != t.inbound.id)
-            .order_by(col(Message.id).desc()).limit(limit)
+            select(Message)
+            .where(Message.conversation_id == t.conversation.id, Message.id != t.inbound.id)
+            .order_by(col(Message.id).desc())
+            .limit(limit)
         )
         return [("user" if m.direction == "in" else "assistant", m.body) for m in reversed(list(rows))]
 
     async def _finish(self, t: _Turn, started: float) -> None:
         """Steps 11-13: output guard, persist outbound, trace, state."""
         r = t.result
-        own = frozenset(x.lower() for x in (t.contact.email, t.state.slots.get("email"),
-                                            *re.findall(r"\S+@\S+", t.text)) if x) | {
-            re.sub(r"\D", "", t.contact.phone)}
+        own = frozenset(
+            x.lower()
+            for x in (t.contact.email, t.state.slots.get("email"), *re.findall(r"\S+@\S+", t.text))
+            if x
+        ) | {re.sub(r"\D", "", t.contact.phone)}
         for body_text, kind in t.replies:
             verdict = self.output_guard.check(body_text, own)
-            r.steps.append(StepDecision("output_guard", "blocked" if verdict.triggered else "pass",
-                                        verdict.reason))
+            r.steps.append(
+                StepDecision("output_guard", "blocked" if verdict.triggered else "pass", verdict.reason)
+            )
             body = verdict.replacement if verdict.triggered and verdict.replacement else body_text
-            msg = queue_outbound(t.session, t.contact, t.conversation, body, kind=kind,
-                                 in_reply_to=t.inbound.id, now=t.now)
+            msg = queue_outbound(
+                t.session, t.contact, t.conversation, body, kind=kind, in_reply_to=t.inbound.id, now=t.now
+            )
             await t.session.flush()
             if msg.status == "blocked":
                 r.steps.append(StepDecision("consent_gate", "blocked", kind))
@@ -494,16 +620,33 @@ class Pipeline:
         t.inbound.processed_at = t.now
         t.session.add(t.inbound)
         u = t.understanding
-        t.session.add(Trace(
-            message_id=t.inbound.id, contact_id=t.contact.id, conversation_id=t.conversation.id,
-            route=r.route, rule=r.rule, intent=r.intent, confidence=r.confidence, slots=r.slots,
-            tools=r.tools, escalated=r.escalated, escalation_reason=r.escalation_reason,
-            reply=r.reply, segments=r.segments, provider=u.provider if u else None,
-            prompt_version=u.prompt_version if u else None, model=u.model if u else None,
-            llm_calls=r.llm_calls, tokens_in=u.tokens_in if u else 0, tokens_out=u.tokens_out if u else 0,
-            latency_ms=round((time.perf_counter() - started) * 1000, 2), steps=[asdict(s) for s in r.steps],
-            llm=[e.model_dump() for e in u.exchanges] if u else [], created_at=t.now,
-        ))
+        t.session.add(
+            Trace(
+                message_id=t.inbound.id,
+                contact_id=t.contact.id,
+                conversation_id=t.conversation.id,
+                route=r.route,
+                rule=r.rule,
+                intent=r.intent,
+                confidence=r.confidence,
+                slots=r.slots,
+                tools=r.tools,
+                escalated=r.escalated,
+                escalation_reason=r.escalation_reason,
+                reply=r.reply,
+                segments=r.segments,
+                provider=u.provider if u else None,
+                prompt_version=u.prompt_version if u else None,
+                model=u.model if u else None,
+                llm_calls=r.llm_calls,
+                tokens_in=u.tokens_in if u else 0,
+                tokens_out=u.tokens_out if u else 0,
+                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+                steps=[asdict(s) for s in r.steps],
+                llm=[e.model_dump() for e in u.exchanges] if u else [],
+                created_at=t.now,
+            )
+        )
 
     async def _after_commit(self, t: _Turn) -> None:
         """Metrics and notifications; these never block or fail the customer's turn."""
@@ -525,17 +668,31 @@ class Pipeline:
             m.opt_outs.inc()
         tz = self.business.timezone
         for kind, booking in t.crm:  # CRM sync is best effort and never blocks the turn
+            kind = cast(BookingEventKind, kind)
             try:
-                self.events.emit(booking_event(kind, t.contact, booking, t.now, timezone=tz,  # type: ignore[arg-type]
-                                               external_id=booking.external_id))
+                self.events.emit(
+                    booking_event(
+                        kind,
+                        t.contact,
+                        booking,
+                        t.now,
+                        timezone=tz,
+                        external_id=booking.external_id,
+                    )
+                )
             except Exception:
                 log.exception("crm.emit_failed")
         for hook in self.message_hooks:
             _spawn(hook(t.conversation.id or 0))
         if t.result.escalated:
             for ehook in self.escalation_hooks:
-                _spawn(ehook(t.conversation.id or 0, t.result.escalation_reason or "other",
-                             t.conversation.summary or ""))
+                _spawn(
+                    ehook(
+                        t.conversation.id or 0,
+                        t.result.escalation_reason or "other",
+                        t.conversation.summary or "",
+                    )
+                )
 
     async def _replay(self, session: AsyncSession, inbound: Message) -> TurnResult:
         """A retried webhook: the first answer again, never a second reply."""
@@ -543,8 +700,13 @@ class Pipeline:
 
         trace = (await session.exec(select(Trace).where(Trace.message_id == inbound.id))).first()
         replies = await repo.replies_to(session, inbound.id or 0)
-        r = TurnResult(route=trace.route if trace else "agent", duplicate=True, message_id=inbound.id,
-                       contact_id=inbound.contact_id, conversation_id=inbound.conversation_id)
+        r = TurnResult(
+            route=trace.route if trace else "agent",
+            duplicate=True,
+            message_id=inbound.id,
+            contact_id=inbound.contact_id,
+            conversation_id=inbound.conversation_id,
+        )
         if trace is not None:
             r.rule, r.intent, r.slots, r.tools = trace.rule, trace.intent, trace.slots, trace.tools
             r.escalated, r.escalation_reason = trace.escalated, trace.escalation_reason

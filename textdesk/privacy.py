@@ -311,9 +311,10 @@ async def purge_bodies(session: AsyncSession, now: dt.datetime, retention_days: 
     """Blank text older than ``retention_days`` (0 = keep forever); return the rows changed.
 
     Messages lose their body; traces their reply, model exchanges and free-text fields; old
-    conversations their summary and note texts. Conversations still with a person
-    (``waiting``/``with_person``) are left alone. Traces are scanned from the previous run's
-    cutoff on (``full=True`` rescans all of them); messages and conversations always are.
+    conversations their summary and note texts. The messages and summary of a conversation
+    still with a person (``waiting``/``with_person``) are left alone until it is handed back.
+    Traces are scanned from the previous run's cutoff on (``full=True`` rescans all of them);
+    messages and conversations are checked in full every run.
     """
     if retention_days <= 0:
         return 0

@@ -9,10 +9,12 @@ Jobs live in the database, so they survive restarts, and store/jobs.py claims ea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -20,8 +22,8 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from agent.replies import R, when_text
-from integrations.payments.holds import PaymentRecord, holds_to_release
 from agent.state import DialogueState
+from integrations.payments.holds import PaymentRecord, holds_to_release
 from store import jobs, repo
 from store.models import Booking, Contact, Job, Message, Payment
 from store.outbox import queue_outbound
@@ -37,13 +39,21 @@ log = logging.getLogger("textdesk.scheduler")
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, business: Business, sessions: async_sessionmaker[AsyncSession],
-                 clock: Clock, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        business: Business,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        dispatcher: Dispatcher,
+    ) -> None:
         self.settings, self.business, self.sessions = settings, business, sessions
         self.clock, self.dispatcher = clock, dispatcher
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._task: asyncio.Task[None] | None = None
         self.calendar: Any = None  # an external calendar, to free released holds there too
+        # Answers stored-but-unanswered inbound messages (set by Services.start).
+        self.recover: Callable[..., Awaitable[int]] | None = None
         self._stopping = asyncio.Event()
 
     # -- running -------------------------------------------------------------------------------
@@ -59,15 +69,17 @@ class Scheduler:
             self._task = None
 
     async def _loop(self) -> None:
+        first = True
         while not self._stopping.is_set():
             try:
+                if self.recover is not None:  # everything at start-up, then what a crash left behind
+                    await self.recover(older_than=dt.timedelta(0 if first else 60))
+                    first = False
                 await self.run_due()
             except Exception:  # a bad job or a database blip must not kill the loop
                 log.exception("scheduler.loop_error")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.scheduler_poll_s)
-            except TimeoutError:
-                pass
 
     async def run_due(self) -> int:
         """Run every due job once; returns how many were run."""
@@ -80,7 +92,9 @@ class Scheduler:
         return len(claimed)
 
     async def _run(self, job: Job) -> None:
-        handler = {"reminder": self._reminder, "no_show_followup": self._no_show, "send": self._send}.get(job.kind)
+        handler = {"reminder": self._reminder, "no_show_followup": self._no_show, "send": self._send}.get(
+            job.kind
+        )
         status, run_at, error = "done", None, None
         try:
             if handler is None:
@@ -90,7 +104,7 @@ class Scheduler:
         except Exception as exc:
             log.exception("scheduler.job_failed", extra={"job": job.id, "kind": job.kind})
             status, error = ("failed" if job.attempts >= 5 else "pending"), f"{type(exc).__name__}: {exc}"
-            run_at = self.clock.now() + dt.timedelta(seconds=30 * 2 ** job.attempts)
+            run_at = self.clock.now() + dt.timedelta(seconds=30 * 2**job.attempts)
         async with self.sessions() as s:
             row = await s.get(Job, job.id)
             if row is None:
@@ -106,13 +120,17 @@ class Scheduler:
     async def release_unpaid_holds(self, now: dt.datetime) -> list[str]:
         """Cancel bookings whose deposit stayed unpaid past the hold (idempotent, any worker)."""
         async with self.sessions() as s:
-            pending = list(await s.exec(select(Payment).where(col(Payment.status).in_(("pending", "expired")))))
+            pending = list(
+                await s.exec(select(Payment).where(col(Payment.status).in_(("pending", "expired"))))
+            )
             if not pending:
                 return []
             ids = {p.booking_id for p in pending}
             bookings = list(await s.exec(select(Booking).where(col(Booking.id).in_(ids))))
-            records = [PaymentRecord(p.booking_id, p.status, p.created_at, p.session_id)  # type: ignore[arg-type]
-                       for p in await s.exec(select(Payment).where(col(Payment.booking_id).in_(ids)))]
+            records = [
+                PaymentRecord(p.booking_id, p.status, p.created_at, p.session_id)  # type: ignore[arg-type]
+                for p in await s.exec(select(Payment).where(col(Payment.booking_id).in_(ids)))
+            ]
             due = holds_to_release(bookings, records, now, self.settings.deposit_hold_minutes)
             released: list[tuple[int, str]] = []
             for b in bookings:
@@ -137,13 +155,19 @@ class Scheduler:
     async def _reminder(self, job: Job) -> dt.datetime | None:
         async with self.sessions() as s:
             booking = await s.get(Booking, job.payload.get("booking_id"))
-            if booking is None or booking.status != "active" or booking.start.isoformat() != job.payload.get("start"):
+            if (
+                booking is None
+                or booking.status != "active"
+                or booking.start.isoformat() != job.payload.get("start")
+            ):
                 return None  # cancelled or moved: a newer job covers it
             local = booking.start.astimezone(self.business.tz)
             who = f" with {booking.provider}" if booking.provider else ""
-            body = (f"Reminder from {self.business.name}: your {booking.service}{who} is "
-                    f"{when_text(local.date().isoformat(), local.strftime('%H:%M'))}. "
-                    "Reply 1 to confirm, 2 to reschedule, 3 to cancel.")
+            body = (
+                f"Reminder from {self.business.name}: your {booking.service}{who} is "
+                f"{when_text(local.date().isoformat(), local.strftime('%H:%M'))}. "
+                "Reply 1 to confirm, 2 to reschedule, 3 to cancel."
+            )
             state_change = {"pending": "reminder", "booking_id": booking.id}
             return await self._start(s, booking.contact_id, body, state_change)
 
@@ -152,24 +176,30 @@ class Scheduler:
             booking = await s.get(Booking, job.payload.get("booking_id"))
             if booking is None or booking.status != "no_show":
                 return None
-            body = (f"We missed you at your {booking.service} today. Want to rebook? "
-                    "Just text us a day and time.")
+            body = (
+                f"We missed you at your {booking.service} today. Want to rebook? Just text us a day and time."
+            )
             return await self._start(s, booking.contact_id, body, None)
 
     async def _send(self, job: Job) -> dt.datetime | None:
-        msg = await self.dispatcher.send(int(job.payload["message_id"]))
-        if msg is not None and msg.status == "failed" and job.attempts < 5 and msg.error_code != 21610:
-            async with self.sessions() as s:
-                row = await s.get(Message, msg.id)
-                if row is not None:
-                    row.status = "queued"  # try again later with backoff
-                    s.add(row)
-                    await s.commit()
-            return self.clock.now() + dt.timedelta(seconds=30 * 2 ** job.attempts)
+        """A REST send that has not gone out yet (or failed on a retryable error): try it, and
+        defer this same job with backoff while Twilio stays down."""
+        mid = int(job.payload["message_id"])
+        async with self.sessions() as s:
+            row = await s.get(Message, mid)
+            if row is None or row.status not in ("queued", "failed") or row.twilio_sid:
+                return None  # sent meanwhile, blocked, or gone: nothing to do
+            row.status, row.next_attempt_at = "queued", None
+            s.add(row)
+            await s.commit()
+        msg = await self.dispatcher.send(mid, plan_retry=False)
+        if msg is not None and msg.status == "failed" and msg.next_attempt_at is not None:
+            return msg.next_attempt_at
         return None
 
-    async def _start(self, s: AsyncSession, contact_id: int, body: str,
-                     state_change: dict[str, Any] | None) -> dt.datetime | None:
+    async def _start(
+        self, s: AsyncSession, contact_id: int, body: str, state_change: dict[str, Any] | None
+    ) -> dt.datetime | None:
         """The gates for a message textdesk starts; send it or say when to try again."""
         now = self.clock.now()
         contact = await s.get(Contact, contact_id)
@@ -181,13 +211,28 @@ class Scheduler:
         if allowed > now:
             return allowed
         since = now - dt.timedelta(days=1)
-        sent_today = (await s.exec(select(func.count()).select_from(Message).where(
-            Message.contact_id == contact_id, Message.kind == "notification",
-            col(Message.status) != "blocked", Message.created_at >= since))).one()
+        sent_today = (
+            await s.exec(
+                select(func.count())
+                .select_from(Message)
+                .where(
+                    Message.contact_id == contact_id,
+                    Message.kind == "notification",
+                    col(Message.status) != "blocked",
+                    Message.created_at >= since,
+                )
+            )
+        ).one()
         if sent_today >= self.settings.started_messages_per_day:
-            oldest = (await s.exec(select(func.min(Message.created_at)).where(
-                Message.contact_id == contact_id, Message.kind == "notification",
-                Message.created_at >= since))).one()
+            oldest = (
+                await s.exec(
+                    select(func.min(Message.created_at)).where(
+                        Message.contact_id == contact_id,
+                        Message.kind == "notification",
+                        Message.created_at >= since,
+                    )
+                )
+            ).one()
             return (oldest or now) + dt.timedelta(days=1)
         conv = await repo.open_conversation(s, contact, now)
         if conv.status in repo.HANDOFF_STATUSES:

@@ -16,8 +16,8 @@ from integrations.crm.hooks import escalation_hook
 from integrations.crm.sink import EventSink
 from integrations.factory import make_calendar, make_event_sink, make_payments, make_stripe_webhook
 from integrations.payments.stripe import StripePayments, StripeWebhook
-from store.payments import DbSeenEvents
 from store.db import make_engine, make_sessionmaker
+from store.payments import DbSeenEvents
 from textdesk.business import Business, load_business
 from textdesk.clock import Clock, SystemClock
 from textdesk.delivery import Dispatcher
@@ -51,7 +51,9 @@ class Services:
         if start_sink is not None:
             await start_sink()
         if self.settings.scheduler_enabled:
-            await self.pipeline.recover()
+            # Recovery runs in the job loop, in the background: a worker serves at once even when
+            # Twilio is slow to take the recovered replies.
+            self.scheduler.recover = self.pipeline.recover
             self.scheduler.start()
 
     async def close(self) -> None:
@@ -69,9 +71,15 @@ class Services:
         await self.engine.dispose()
 
 
-def build_services(settings: Settings, *, clock: Clock | None = None, business: Business | None = None,
-                   engine: AsyncEngine | None = None, provider: Provider | None = None,
-                   twilio: TwilioChannel | None = None) -> Services:
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    business: Business | None = None,
+    engine: AsyncEngine | None = None,
+    provider: Provider | None = None,
+    twilio: TwilioChannel | None = None,
+) -> Services:
     business = business or load_business(settings.business_file)
     engine = engine or make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
@@ -83,8 +91,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None, business: 
     pipeline = Pipeline(settings, business, sessions, clock, provider)
     _ = pipeline.screen.classifier  # likewise the injection screen's classifier
     twilio = twilio or TwilioChannel(
-        settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), settings.twilio_from,
-        settings.public_url, validate=settings.validate_signatures, api_base=settings.twilio_api_base,
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        settings.twilio_from,
+        settings.public_url,
+        validate=settings.validate_signatures,
+        api_base=settings.twilio_api_base,
     )
     dispatcher = Dispatcher(sessions, twilio, clock)
     if settings.whatsapp_from:
@@ -106,5 +118,19 @@ def build_services(settings: Settings, *, clock: Clock | None = None, business: 
             await dispatcher.send(mid)
 
     pipeline.deliver_later = deliver
-    return Services(settings, business, engine, sessions, clock, provider, pipeline, twilio, dispatcher,
-                    scheduler, calendar, events, payments, stripe_webhook)
+    return Services(
+        settings,
+        business,
+        engine,
+        sessions,
+        clock,
+        provider,
+        pipeline,
+        twilio,
+        dispatcher,
+        scheduler,
+        calendar,
+        events,
+        payments,
+        stripe_webhook,
+    )

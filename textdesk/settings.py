@@ -36,7 +36,9 @@ class Settings(IntegrationSettings):
     llm_provider: Literal["offline", "openai", "replay", "hybrid"] = "offline"
     llm_base_url: str = "https://api.openai.com/v1"
     llm_model: str = "gpt-4o-mini"
-    llm_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("TEXTDESK_LLM_API_KEY", "OPENAI_API_KEY"))
+    llm_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TEXTDESK_LLM_API_KEY", "OPENAI_API_KEY")
+    )
     llm_timeout_s: float = 7.0
     llm_temperature: float = 0.0
     llm_max_retries: int = 2
@@ -53,6 +55,8 @@ class Settings(IntegrationSettings):
     rate_limit_per_hour: int = 60
     global_rate_limit_per_minute: int = 600
     max_body_chars: int = 1600
+    # Turns processed at once per process; keep it below the database pool size (10 + 20).
+    max_concurrent_turns: int = 12
 
     secret_key: SecretStr = SecretStr("change-me-in-production-please")
     slack_webhook_url: str | None = None
@@ -64,7 +68,7 @@ class Settings(IntegrationSettings):
     llm_daily_tokens_per_contact: int = 20_000
     llm_daily_tokens_total: int = 2_000_000
     # Messages textdesk starts: reminders (hours before the appointment), follow-ups, caps.
-    reminder_offsets_h: list[float] = [24.0, 2.0]
+    reminder_offsets_h: list[float] = Field(default_factory=lambda: [24.0, 2.0])
     no_show_followup: bool = True
     started_messages_per_day: int = 3
     scheduler_poll_s: float = 5.0

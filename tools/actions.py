@@ -78,12 +78,14 @@ async def _own_booking(ctx: ToolContext, booking_id: str) -> Booking:
     return booking
 
 
-async def _slot_ok(ctx: ToolContext, service: str, date: str, time: str, provider: str | None,
-                   exclude: str | None = None) -> str | None:
+async def _slot_ok(
+    ctx: ToolContext, service: str, date: str, time: str, provider: str | None, exclude: str | None = None
+) -> str | None:
     day, at = _local(ctx, date, time)
     start = dt.datetime.combine(day, at, ctx.business.tz).astimezone(dt.UTC)
-    busy = await repo.busy_between(ctx.session, start - dt.timedelta(hours=12),
-                                   start + dt.timedelta(hours=12), exclude_booking=exclude)
+    busy = await repo.busy_between(
+        ctx.session, start - dt.timedelta(hours=12), start + dt.timedelta(hours=12), exclude_booking=exclude
+    )
     check = check_slot(ctx.business, busy, service, day, at, ctx.now, provider)
     if not check.ok:
         raise ToolError(check.reason, f"{service} at {date} {time} is not available ({check.reason})")
@@ -99,9 +101,16 @@ async def _create(ctx: ToolContext, a: CreateBooking) -> dict[str, Any]:
     provider = await _slot_ok(ctx, a.service, a.date, a.time, a.provider)
     day, at = _local(ctx, a.date, a.time)
     start = dt.datetime.combine(day, at, ctx.business.tz).astimezone(dt.UTC)
-    booking = Booking(id=new_id("bk"), contact_id=ctx.contact.id or 0, service=svc.name, provider=provider,
-                      start=start, end=start + dt.timedelta(minutes=svc.minutes), created_at=ctx.now,
-                      updated_at=ctx.now)
+    booking = Booking(
+        id=new_id("bk"),
+        contact_id=ctx.contact.id or 0,
+        service=svc.name,
+        provider=provider,
+        start=start,
+        end=start + dt.timedelta(minutes=svc.minutes),
+        created_at=ctx.now,
+        updated_at=ctx.now,
+    )
     if ctx.calendar is not None:
         booking.external_id = await _calendar_write(ctx, "create", booking)
     ctx.session.add(booking)
@@ -112,8 +121,16 @@ async def _create(ctx: ToolContext, a: CreateBooking) -> dict[str, Any]:
         data.update(await _request_deposit(ctx, booking, svc.deposit))
     if ctx.contact.consent == "unknown":
         await repo.set_consent(ctx.session, ctx.contact, "opted_in", "booking", detail=booking.id, at=ctx.now)
-    await repo.audit(ctx.session, "booking.created", contact_id=ctx.contact.id, at=ctx.now,
-                     booking_id=booking.id, service=svc.name, provider=provider, start=start.isoformat())
+    await repo.audit(
+        ctx.session,
+        "booking.created",
+        contact_id=ctx.contact.id,
+        at=ctx.now,
+        booking_id=booking.id,
+        service=svc.name,
+        provider=provider,
+        start=start.isoformat(),
+    )
     return data
 
 
@@ -121,20 +138,45 @@ async def _request_deposit(ctx: ToolContext, booking: Booking, deposit: str) -> 
     """A payment link for the service's deposit; the booking stands even if Stripe is down."""
     try:
         cents = deposit_cents(deposit)
-        link = await ctx.payments.link_for(booking.id, cents, f"Deposit: {booking.service} at {ctx.business.name}")
+        link = await ctx.payments.link_for(
+            booking.id, cents, f"Deposit: {booking.service} at {ctx.business.name}"
+        )
     except (IntegrationError, ValueError) as exc:
-        await repo.audit(ctx.session, "payment.link_failed", contact_id=ctx.contact.id, at=ctx.now,
-                         booking_id=booking.id, error=str(exc)[:200])
+        await repo.audit(
+            ctx.session,
+            "payment.link_failed",
+            contact_id=ctx.contact.id,
+            at=ctx.now,
+            booking_id=booking.id,
+            error=str(exc)[:200],
+        )
         return {}
-    ctx.session.add(Payment(booking_id=booking.id, session_id=link.session_id, url=link.url, amount_cents=cents,
-                            currency=link.currency or "usd", created_at=ctx.now, updated_at=ctx.now))
+    ctx.session.add(
+        Payment(
+            booking_id=booking.id,
+            session_id=link.session_id,
+            url=link.url,
+            amount_cents=cents,
+            currency=link.currency or "usd",
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        )
+    )
     return {"payment_url": link.url, "deposit": deposit}
 
 
 async def _calendar_write(ctx: ToolContext, op: str, booking: Booking) -> str | None:
     """Mirror a booking into the external calendar; a clash found there is a taken slot."""
-    info = BookingInfo(booking.id, booking.service, booking.start, booking.end, booking.provider,
-                       ctx.contact.name, ctx.contact.phone, ctx.business.name)
+    info = BookingInfo(
+        booking.id,
+        booking.service,
+        booking.start,
+        booking.end,
+        booking.provider,
+        ctx.contact.name,
+        ctx.contact.phone,
+        ctx.business.name,
+    )
     try:
         if op == "create":
             return str(await ctx.calendar.create(info))
@@ -162,8 +204,15 @@ async def _reschedule(ctx: ToolContext, a: RescheduleBooking) -> dict[str, Any]:
     ctx.session.add(booking)
     ctx.events.append(("booking.rescheduled", booking))
     await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
-    await repo.audit(ctx.session, "booking.rescheduled", contact_id=ctx.contact.id, at=ctx.now,
-                     booking_id=booking.id, old=old.isoformat(), new=booking.start.isoformat())
+    await repo.audit(
+        ctx.session,
+        "booking.rescheduled",
+        contact_id=ctx.contact.id,
+        at=ctx.now,
+        booking_id=booking.id,
+        old=old.isoformat(),
+        new=booking.start.isoformat(),
+    )
     return {"booking_id": booking.id}
 
 
@@ -175,13 +224,20 @@ async def _cancel(ctx: ToolContext, a: CancelBooking) -> dict[str, Any]:
         try:
             await ctx.calendar.cancel(booking.external_id)
         except IntegrationError as exc:  # the customer's cancel stands; staff see the audit row
-            await repo.audit(ctx.session, "calendar.cancel_pending", contact_id=ctx.contact.id, at=ctx.now,
-                             booking_id=booking.id, error=str(exc))
+            await repo.audit(
+                ctx.session,
+                "calendar.cancel_pending",
+                contact_id=ctx.contact.id,
+                at=ctx.now,
+                booking_id=booking.id,
+                error=str(exc),
+            )
     ctx.session.add(booking)
     ctx.events.append(("booking.cancelled", booking))
     await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
-    await repo.audit(ctx.session, "booking.cancelled", contact_id=ctx.contact.id, at=ctx.now,
-                     booking_id=booking.id)
+    await repo.audit(
+        ctx.session, "booking.cancelled", contact_id=ctx.contact.id, at=ctx.now, booking_id=booking.id
+    )
     return {"booking_id": booking.id}
 
 
@@ -194,8 +250,13 @@ async def _update_contact(ctx: ToolContext, a: UpdateContact) -> dict[str, Any]:
         ctx.contact.email = a.email
     ctx.contact.updated_at = ctx.now
     ctx.session.add(ctx.contact)
-    await repo.audit(ctx.session, "contact.updated", contact_id=ctx.contact.id, at=ctx.now,
-                     fields=[k for k in ("name", "email") if getattr(a, k) is not None])
+    await repo.audit(
+        ctx.session,
+        "contact.updated",
+        contact_id=ctx.contact.id,
+        at=ctx.now,
+        fields=[k for k in ("name", "email") if getattr(a, k) is not None],
+    )
     return {}
 
 
@@ -215,8 +276,14 @@ async def _escalate(ctx: ToolContext, a: Escalate) -> dict[str, Any]:
     conv.assigned_to = None
     ctx.session.add(conv)
     ctx.escalations.append(a)
-    await repo.audit(ctx.session, "conversation.escalated", contact_id=ctx.contact.id,
-                     conversation_id=conv.id, at=ctx.now, reason=a.reason)
+    await repo.audit(
+        ctx.session,
+        "conversation.escalated",
+        contact_id=ctx.contact.id,
+        conversation_id=conv.id,
+        at=ctx.now,
+        reason=a.reason,
+    )
     return {}
 
 
@@ -252,5 +319,3 @@ async def run_tool(ctx: ToolContext, name: str, args: dict[str, Any]) -> ToolRes
     if name == "create_booking" and data.get("provider") and "provider" not in clean:
         clean["provider"] = data["provider"]
     return ToolResult(name, clean, True, "ok", "", data)
-
-

@@ -12,7 +12,9 @@ from textdesk.business import DAYS, Business
 __all__ = ["answer_faq", "day_hours_text", "hours_text"]
 
 _DAY_NAMES = dict(zip(DAYS, ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), strict=True))
-_HOURS = re.compile(r"\b(hours?|open|opening hours|close[sd]?|closing|what time do you|when do you (?:open|close))\b")
+_HOURS = re.compile(
+    r"\b(hours?|open|opening hours|close[sd]?|closing|what time do you|when do you (?:open|close))\b"
+)
 _PRICE = re.compile(r"\b(price|prices|pricing|cost|costs|how much|hw much|charge for|charge)\b")
 _DURATION = re.compile(r"\bhow long\b|\bduration\b|\btake[s]?\b.*\blong\b|\bminutes\b")
 _SERVICES = re.compile(r"\b(what services|which services|what do you (?:do|offer)|services do you|menu)\b")
@@ -58,8 +60,9 @@ def day_hours_text(b: Business, day: dt.date) -> str:
     return f"On {name} {day.strftime('%b')} {day.day} we're open {_hm(start)} to {_hm(end)}."
 
 
-def answer_faq(b: Business, question: str, services: list[str] | None = None,
-               day: dt.date | None = None) -> str | None:
+def answer_faq(
+    b: Business, question: str, services: list[str] | None = None, day: dt.date | None = None
+) -> str | None:
     """The business's answer to ``question``, or None when the file does not say.
 
     ``services`` are services the caller already recognised (with typo tolerance) or knows from

@@ -22,34 +22,44 @@ from agent.extract import (
 from agent.nlu.intents import TRAIN_PATH, IntentClassifier, load_default, load_examples
 from agent.providers.base import UnderstandRequest
 from agent.timeparse import parse_time, parse_when
-from tools.faq import answer_faq
 from agent.types import Slots, Understanding
+from tools.faq import answer_faq
 
 __all__ = ["OfflineProvider"]
 
 _CANCEL_WORD = r"(?:cancel|cancell?ing|cancl|cancle|canel|cncl|cxl|call off|stop)"
 _RESCHEDULE = re.compile(
-    r"\b(re-?schedule|resched|push (?:my|it|the|our)\b.{0,20}\bto|move (?:my|it|the|our|appt|appointment)|push (?:it|my|the)\b.*\b(back|later)|"
+    r"\b(re-?schedule|resched|push (?:my|it|the|our)\b.{0,20}\bto|"
+    r"move (?:my|it|the|our|appt|appointment)|push (?:it|my|the)\b.*\b(back|later)|"
     r"change (?:my|the) (?:appt|appointment|booking|time|day|date)|switch (?:my|it|the)|"
     r"can'?t make it\b.*\b(instead|another|different|other|move|change)|bump (?:it|my))\b"
 )
-_CANCEL = re.compile(rf"\b{_CANCEL_WORD}\b.{{0,40}}\b(appt|apt|appointment|booking|"
-                     r"haircut|cut|color|colour|mani|manicure|nails|trim|it|session|visit)\b"
-                     r"|\b(appt|appointment|booking)\b.{0,20}\bcancel")
-_CHECK = re.compile(r"\b(when(?:'s| is| was)? my|what time (?:is|was|am) (?:my|i|it)|do i have (?:an?|any)|"
-                    r"am i (?:booked|scheduled)|when am i|my (?:appt|appointment|booking) (?:is )?(?:at|on) what|"
-                    r"who(?:'s| is) (?:doing|cutting|coloring|colouring) my|i thought i booked|"
-                    r"(?:is|are) my \w+(?: appt| appointment)? still (?:on|booked|happening|good)|"
-                    r"what do i have|what have i got|what(?:'s| is) left on my|did my \w+ go through)\b")
+_CANCEL = re.compile(
+    rf"\b{_CANCEL_WORD}\b.{{0,40}}\b(appt|apt|appointment|booking|"
+    r"haircut|cut|color|colour|mani|manicure|nails|trim|it|session|visit)\b"
+    r"|\b(appt|appointment|booking)\b.{0,20}\bcancel"
+)
+_CHECK = re.compile(
+    r"\b(when(?:'s| is| was)? my|what time (?:is|was|am) (?:my|i|it)|do i have (?:an?|any)|"
+    r"am i (?:booked|scheduled)|when am i|my (?:appt|appointment|booking) (?:is )?(?:at|on) what|"
+    r"who(?:'s| is) (?:doing|cutting|coloring|colouring) my|i thought i booked|"
+    r"(?:is|are) my \w+(?: appt| appointment)? still (?:on|booked|happening|good)|"
+    r"what do i have|what have i got|what(?:'s| is) left on my|did my \w+ go through)\b"
+)
 _SPLIT_NEW = re.compile(r"\b(?:to|for|instead|until|til|till|into)\b")
 _INSTEAD_OF = re.compile(r"\binstead of\b|\brather than\b")
-_BOOK_VERB = re.compile(r"\b(book|schedule|appt|appointment|get (?:a|an|me|my)|need (?:a|an)|want (?:a|an)|"
-                        r"come in|squeeze me in|fit me in|slot|available|availability|opening)\b")
-_HOURS_Q = re.compile(r"\b(are you open|r u open|you open|what time do you (?:open|close|end)|when do you (?:open|close)|"
-                      r"hours|how late|how early|close today|closing time|opening time)\b")
+_BOOK_VERB = re.compile(
+    r"\b(book|schedule|appt|appointment|get (?:a|an|me|my)|need (?:a|an)|want (?:a|an)|"
+    r"come in|squeeze me in|fit me in|slot|available|availability|opening)\b"
+)
+_HOURS_Q = re.compile(
+    r"\b(are you open|r u open|you open|what time do you (?:open|close|end)|when do you (?:open|close)|"
+    r"hours|how late|how early|close today|closing time|opening time)\b"
+)
 _CONTEXT_TIME = re.compile(
     r"\b(?:make it|how about|what about|try|maybe|switch to|change (?:it )?to|move (?:it )?to|rather|or)\s+"
-    r"(\d{1,2}(?::\d{2})?)\b|\b(\d{1,2}(?::\d{2})?)\s+(?:would be better|works better|is better|instead|would work)"
+    r"(\d{1,2}(?::\d{2})?)\b|"
+    r"\b(\d{1,2}(?::\d{2})?)\s+(?:would be better|works better|is better|instead|would work)"
 )
 # Words that mark a message as being about this business at all; a message with none of them
 # that the classifier cannot place confidently is out of scope rather than unclear.
@@ -61,10 +71,82 @@ _DOMAIN = re.compile(
 )
 _WORDS = re.compile(r"[a-z']+")
 _STOPWORDS = frozenset(
-    "the and for you your are was were with what when where who how can could would should will this that "
-    "these those there here have has had not but from into about just like idk one thing stuff some any "
-    "all its it's i'm im me my mine our ours they them their then than too very really also get got do does "
-    "did done thx pls plz lol yeah yes okay ok".split()
+    [
+        "the",
+        "and",
+        "for",
+        "you",
+        "your",
+        "are",
+        "was",
+        "were",
+        "with",
+        "what",
+        "when",
+        "where",
+        "who",
+        "how",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "have",
+        "has",
+        "had",
+        "not",
+        "but",
+        "from",
+        "into",
+        "about",
+        "just",
+        "like",
+        "idk",
+        "one",
+        "thing",
+        "stuff",
+        "some",
+        "any",
+        "all",
+        "its",
+        "it's",
+        "i'm",
+        "im",
+        "me",
+        "my",
+        "mine",
+        "our",
+        "ours",
+        "they",
+        "them",
+        "their",
+        "then",
+        "than",
+        "too",
+        "very",
+        "really",
+        "also",
+        "get",
+        "got",
+        "do",
+        "does",
+        "did",
+        "done",
+        "thx",
+        "pls",
+        "plz",
+        "lol",
+        "yeah",
+        "yes",
+        "okay",
+        "ok",
+    ]
 )
 _INTENT_FOR_TOPIC = {"billing": "billing", "refund": "billing", "complaint": "complaint"}
 
@@ -133,8 +215,11 @@ class OfflineProvider:
         topic = detect_topic(text, list(b.escalate_topics))
 
         # High-precision task cues beat the statistical guess.
-        moving = req.bookings and (slots.date or slots.time) and (
-            _INSTEAD_OF.search(low) or re.search(r"\binstead\b|\bcan (?:my|our) \w+ be\b", low))
+        moving = (
+            req.bookings
+            and (slots.date or slots.time)
+            and (_INSTEAD_OF.search(low) or re.search(r"\binstead\b|\bcan (?:my|our) \w+ be\b", low))
+        )
         if _RESCHEDULE.search(low) or (st.task is None and moving):
             intent, conf = "reschedule_appointment", max(conf, 0.9)
         elif _CANCEL.search(low) and not re.search(r"\bcancel(?:lation)? (?:policy|fee)\b", low):
@@ -145,8 +230,10 @@ class OfflineProvider:
             intent, conf, topic = "update_contact", max(conf, 0.9), None
         elif _HOURS_Q.search(low) and not slots.service:
             intent, conf = "ask_question", max(conf, 0.85)
-        elif slots.service and (slots.date or slots.time or _BOOK_VERB.search(low)) and not re.search(
-            r"\b(how much|price|cost|how long|hw much|charge for)\b", low
+        elif (
+            slots.service
+            and (slots.date or slots.time or _BOOK_VERB.search(low))
+            and not re.search(r"\b(how much|price|cost|how long|hw much|charge for)\b", low)
         ):
             intent, conf = "book_appointment", max(conf, 0.8)
         if topic in _INTENT_FOR_TOPIC and intent not in ("book_appointment", "reschedule_appointment"):
@@ -162,14 +249,27 @@ class OfflineProvider:
             intent, conf = None, 0.2  # keyboard mash or another language: unclear, not out of scope
         elif len(content) < 2 and intent == "out_of_scope" and not in_domain and affirm is None:
             intent, conf = None, min(conf, 0.4)  # "idk the one w the stuff": unclear, ask again
-        elif (conf < 0.55 or intent in ("out_of_scope", "ask_question") or (intent == "book_appointment" and conf < 0.8)) \
-                and not in_domain and faq is None \
-                and intent not in ("greeting", "request_human") and affirm is None and topic is None \
-                and len(content) >= 2:
+        elif (
+            (
+                conf < 0.55
+                or intent in ("out_of_scope", "ask_question")
+                or (intent == "book_appointment" and conf < 0.8)
+            )
+            and not in_domain
+            and faq is None
+            and intent not in ("greeting", "request_human")
+            and affirm is None
+            and topic is None
+            and len(content) >= 2
+        ):
             intent, conf = "out_of_scope", max(conf, 0.7)
         if (intent is None or conf < 0.55 or intent in ("greeting", "out_of_scope")) and faq is not None:
             intent, conf = "ask_question", max(conf, 0.75)
-        if conf < 0.55 and not slots.given() and re.match(r"^(hi+|hello|hey+|good (?:morning|afternoon|evening)|yo)\b", low):
+        if (
+            conf < 0.55
+            and not slots.given()
+            and re.match(r"^(hi+|hello|hey+|good (?:morning|afternoon|evening)|yo)\b", low)
+        ):
             intent, conf = "greeting", 0.7
         if slots.time is None and pending in ("confirm", "change", "time", "date"):
             m = _CONTEXT_TIME.search(low)
@@ -183,11 +283,17 @@ class OfflineProvider:
         answers = (
             affirm is not None
             or choice is not None
-            or (pending in ("service", "date", "time", "change", "contact", "pick_booking", "confirm") and
-                (slots.given() or when.part_of_day or when.after) and len(tokens(text)) <= 8)
+            or (
+                pending in ("service", "date", "time", "change", "contact", "pick_booking", "confirm")
+                and (slots.given() or when.part_of_day or when.after)
+                and len(tokens(text)) <= 8
+            )
         )
-        strong_switch = intent in ("reschedule_appointment", "cancel_appointment", "check_appointment") \
-            and conf >= 0.85 and intent != st.task
+        strong_switch = (
+            intent in ("reschedule_appointment", "cancel_appointment", "check_appointment")
+            and conf >= 0.85
+            and intent != st.task
+        )
         if (st.task or pending == "reminder") and pending and answers and not strong_switch and topic is None:
             intent, conf = None, 0.95
         u = Understanding(
@@ -211,12 +317,12 @@ class OfflineProvider:
 
     @staticmethod
     def _split_reschedule(u: Understanding, text: str, req: UnderstandRequest) -> None:
-        """"move my thursday appt to friday at 2": the first date names the booking, the rest is new.
+        """ "move my thursday appt to friday at 2": the first date names the booking, the rest is new.
         "friday at 3 instead of thursday" reads the other way round."""
         low = text.lower()
         inst = _INSTEAD_OF.search(low)
         if inst:
-            new_part, old_part = low[: inst.start()], low[inst.end():]
+            new_part, old_part = low[: inst.start()], low[inst.end() :]
         else:
             parts = _SPLIT_NEW.split(low, maxsplit=1)
             if len(parts) != 2:

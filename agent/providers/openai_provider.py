@@ -206,6 +206,9 @@ class OpenAIProvider:
             return self._fallback(req, run, exc)
         except TimeoutError:
             return self._fallback(req, run, ProviderUnavailable(f"turn budget of {self.budget_s:.1f}s spent"))
+        except Exception as exc:  # e.g. a 200 whose body is HTML or truncated JSON: the SDK raises oddities
+            log.warning("llm.unexpected_response", extra={"error": type(exc).__name__})
+            return self._fallback(req, run, ProviderUnavailable(f"unexpected response: {type(exc).__name__}"))
         return self._stamp(validated.understanding, run)
 
     async def _understand(self, req: UnderstandRequest, run: _Run) -> Validated:

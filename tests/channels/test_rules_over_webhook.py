@@ -10,12 +10,35 @@ from sqlmodel import col, select
 from store.models import ConsentEvent, Contact, Conversation, Message, Trace
 from tests.conftest import Sms
 
-OPT_OUT = ["STOP", "stop", " Stop. ", "STOPALL", "unsubscribe", "CANCEL", "cancel!", "END", "quit",
-           "REVOKE", "optout", "OPTOUT"]
-NL_OPT_OUT = ["please stop texting me", "remove me from your list", "Unsubscribe me please",
-              "take me off this list", "don't text me anymore", "no more texts pls"]
-NOT_OPT_OUT = ["cancel my appointment", "can I stop by at 3 tomorrow?", "I want to cancel my haircut on thursday",
-               "when does the salon close", "stop by friday?"]
+OPT_OUT = [
+    "STOP",
+    "stop",
+    " Stop. ",
+    "STOPALL",
+    "unsubscribe",
+    "CANCEL",
+    "cancel!",
+    "END",
+    "quit",
+    "REVOKE",
+    "optout",
+    "OPTOUT",
+]
+NL_OPT_OUT = [
+    "please stop texting me",
+    "remove me from your list",
+    "Unsubscribe me please",
+    "take me off this list",
+    "don't text me anymore",
+    "no more texts pls",
+]
+NOT_OPT_OUT = [
+    "cancel my appointment",
+    "can I stop by at 3 tomorrow?",
+    "I want to cancel my haircut on thursday",
+    "when does the salon close",
+    "stop by friday?",
+]
 
 
 async def consent(services: Any, phone: str = "+12125550123") -> str | None:
@@ -102,8 +125,9 @@ async def test_human_hands_off_and_bot_goes_silent(sms: Sms, services: Any) -> N
         conv = (await s.exec(select(Conversation))).one()
         trace = (await s.exec(select(Trace))).one()
     assert (conv.status, conv.escalation_reason) == ("waiting", "requested")
-    assert trace.tools == [{"name": "escalate", "args": {"reason": "requested",
-                                                        "summary": trace.tools[0]["args"]["summary"]}}]
+    assert trace.tools == [
+        {"name": "escalate", "args": {"reason": "requested", "summary": trace.tools[0]["args"]["summary"]}}
+    ]
     silent = await sms.text("hello? anyone there")
     assert silent.text.endswith("<Response/>")
     # STOP still works while a person holds the conversation.

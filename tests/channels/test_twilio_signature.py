@@ -12,13 +12,19 @@ from store.models import Message
 from tests.conftest import ACCOUNT_SID, Sms
 from textdesk.errors import SignatureError
 
-VECTOR_PARAMS = {"CallSid": "CA1234567890ABCDE", "Caller": "+14158675309", "Digits": "1234",
-                 "From": "+14158675309", "To": "+18005551212"}
+VECTOR_PARAMS = {
+    "CallSid": "CA1234567890ABCDE",
+    "Caller": "+14158675309",
+    "Digits": "1234",
+    "From": "+14158675309",
+    "To": "+18005551212",
+}
 
 
 def test_design_md_signature_vector() -> None:
-    sig = RequestValidator("12345").compute_signature("https://mycompany.com/myapp.php?foo=1&bar=2",
-                                                       VECTOR_PARAMS)
+    sig = RequestValidator("12345").compute_signature(
+        "https://mycompany.com/myapp.php?foo=1&bar=2", VECTOR_PARAMS
+    )
     assert sig == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
 
 
@@ -76,6 +82,7 @@ async def test_wrong_account_sid_is_403(sms: Sms, services: Any) -> None:
 
 
 async def test_status_callback_requires_signature(sms: Sms) -> None:
-    resp = await sms.post("/twilio/status", {"MessageSid": "SM1", "MessageStatus": "delivered"},
-                          signature="nope")
+    resp = await sms.post(
+        "/twilio/status", {"MessageSid": "SM1", "MessageStatus": "delivered"}, signature="nope"
+    )
     assert resp.status_code == 403

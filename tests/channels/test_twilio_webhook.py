@@ -86,23 +86,37 @@ async def test_missing_from_is_400(sms: Sms) -> None:
 
 async def test_status_callback_updates_delivery(sms: Sms, services: Any) -> None:
     await sms.text("where are you located?")
-    out = [m for m in await messages(services) if m.direction == "out"][0]
+    out = next(m for m in await messages(services) if m.direction == "out")
     assert out.delivery == "twiml"
-    resp = await sms.post("/twilio/status", {"MessageSid": "SMout1", "MessageStatus": "delivered",
-                                             "AccountSid": ACCOUNT_SID}, query=f"m={out.id}")
+    resp = await sms.post(
+        "/twilio/status",
+        {"MessageSid": "SMout1", "MessageStatus": "delivered", "AccountSid": ACCOUNT_SID},
+        query=f"m={out.id}",
+    )
     assert resp.status_code in (200, 204)
     # An older status arriving late never moves it backwards.
-    await sms.post("/twilio/status", {"MessageSid": "SMout1", "MessageStatus": "sent",
-                                      "AccountSid": ACCOUNT_SID}, query=f"m={out.id}")
-    out2 = [m for m in await messages(services) if m.id == out.id][0]
+    await sms.post(
+        "/twilio/status",
+        {"MessageSid": "SMout1", "MessageStatus": "sent", "AccountSid": ACCOUNT_SID},
+        query=f"m={out.id}",
+    )
+    out2 = next(m for m in await messages(services) if m.id == out.id)
     assert (out2.status, out2.twilio_sid) == ("delivered", "SMout1")
 
 
 async def test_error_21610_marks_the_contact_opted_out(sms: Sms, services: Any) -> None:
     await sms.text("where are you located?")
-    out = [m for m in await messages(services) if m.direction == "out"][0]
-    await sms.post("/twilio/status", {"MessageSid": "SMo", "MessageStatus": "undelivered", "ErrorCode": "21610",
-                                      "AccountSid": ACCOUNT_SID}, query=f"m={out.id}")
+    out = next(m for m in await messages(services) if m.direction == "out")
+    await sms.post(
+        "/twilio/status",
+        {
+            "MessageSid": "SMo",
+            "MessageStatus": "undelivered",
+            "ErrorCode": "21610",
+            "AccountSid": ACCOUNT_SID,
+        },
+        query=f"m={out.id}",
+    )
     c = await contact(services)
     assert c is not None and c.consent == "opted_out"
     async with services.sessions() as s:
@@ -124,9 +138,19 @@ async def test_slow_turn_answers_empty_twiml_and_sends_over_rest(sms: Sms, servi
     services.pipeline.provider.understand = slow  # type: ignore[method-assign]
     api = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
     with respx.mock(assert_all_called=True) as mock:
-        route = mock.post(api).mock(return_value=httpx.Response(201, json={
-            "sid": "SMrest1", "status": "queued", "to": "+12125550123", "from": "+15005550006",
-            "body": "x", "account_sid": ACCOUNT_SID}))
+        route = mock.post(api).mock(
+            return_value=httpx.Response(
+                201,
+                json={
+                    "sid": "SMrest1",
+                    "status": "queued",
+                    "to": "+12125550123",
+                    "from": "+15005550006",
+                    "body": "x",
+                    "account_sid": ACCOUNT_SID,
+                },
+            )
+        )
         resp = await sms.text("where are you located?")
         assert resp.text.endswith("<Response/>")
         for _ in range(50):
@@ -148,10 +172,12 @@ async def test_slow_turn_answers_empty_twiml_and_sends_over_rest(sms: Sms, servi
 async def test_rest_send_retries_429_then_succeeds(services: Any) -> None:
     api = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
     with respx.mock() as mock:
-        route = mock.post(api).mock(side_effect=[
-            httpx.Response(429, json={"code": 20429, "message": "Too Many Requests", "status": 429}),
-            httpx.Response(201, json={"sid": "SMok", "status": "queued", "account_sid": ACCOUNT_SID}),
-        ])
+        route = mock.post(api).mock(
+            side_effect=[
+                httpx.Response(429, json={"code": 20429, "message": "Too Many Requests", "status": 429}),
+                httpx.Response(201, json={"sid": "SMok", "status": "queued", "account_sid": ACCOUNT_SID}),
+            ]
+        )
         result = await services.twilio.send("+12125550123", "hello")
         assert not result.ok and result.retryable
         result = await services.twilio.send("+12125550123", "hello")

@@ -34,7 +34,9 @@ async def test_one_contact_is_processed_in_arrival_order_across_two_workers(pg_u
 
     await asyncio.gather(*(send(i, p) for p in phones for i in range(len(bodies))))
     async with w1.sessions() as db:
-        inbound = list(await db.exec(select(Message).where(Message.direction == "in").order_by(col(Message.id))))
+        inbound = list(
+            await db.exec(select(Message).where(Message.direction == "in").order_by(col(Message.id)))
+        )
         traces = list(await db.exec(select(Trace).order_by(col(Trace.id))))
     assert len(inbound) == 20 and all(m.processed_at is not None for m in inbound)
     assert len(traces) == 20 and len({t.message_id for t in traces}) == 20  # each processed once

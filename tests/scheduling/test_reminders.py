@@ -26,7 +26,10 @@ def twilio_ok(sent: list[dict[str, str]]) -> Any:
     def handler(request: httpx.Request) -> httpx.Response:
         form = dict(httpx.QueryParams(request.content.decode()))
         sent.append(form)
-        return httpx.Response(201, json={"sid": f"SMr{len(sent)}", "status": "queued", "account_sid": ACCOUNT_SID})
+        return httpx.Response(
+            201, json={"sid": f"SMr{len(sent)}", "status": "queued", "account_sid": ACCOUNT_SID}
+        )
+
     return handler
 
 
@@ -64,13 +67,19 @@ async def jobs(s: Services) -> list[Job]:
 async def test_booking_plans_reminders_and_reschedule_replans(svc: Services) -> None:
     b = await book_tomorrow_3pm(svc)
     planned = [(j.kind, j.run_at, j.status) for j in await jobs(svc)]
-    assert planned == [("reminder", b.start - dt.timedelta(hours=24), "pending"),
-                       ("reminder", b.start - dt.timedelta(hours=2), "pending")]
+    assert planned == [
+        ("reminder", b.start - dt.timedelta(hours=24), "pending"),
+        ("reminder", b.start - dt.timedelta(hours=2), "pending"),
+    ]
     await text(svc, "can i move my appointment to wednesday at 3pm")
     await text(svc, "yes")
     statuses = sorted((j.status, j.payload["start"][:10]) for j in await jobs(svc))
-    assert statuses == [("cancelled", "2026-03-03"), ("cancelled", "2026-03-03"),
-                        ("pending", "2026-03-04"), ("pending", "2026-03-04")]
+    assert statuses == [
+        ("cancelled", "2026-03-03"),
+        ("cancelled", "2026-03-03"),
+        ("pending", "2026-03-04"),
+        ("pending", "2026-03-04"),
+    ]
 
 
 async def test_reminder_sent_once_and_reply_1_confirms(svc: Services) -> None:
@@ -116,7 +125,7 @@ async def test_reminder_in_quiet_hours_is_deferred(svc: Services) -> None:
         mock.post(API).mock(side_effect=twilio_ok(sent))
         await svc.scheduler.run_due()
     assert sent == []
-    deferred = [j for j in await jobs(svc) if j.id == job.id][0]
+    deferred = next(j for j in await jobs(svc) if j.id == job.id)
     assert deferred.status == "pending" and deferred.run_at == dt.datetime(2026, 3, 3, 13, 0, tzinfo=dt.UTC)
 
 
@@ -171,7 +180,9 @@ async def test_exactly_once_across_two_workers(pg_url: str) -> None:
 
 async def test_crash_recovery_answers_stored_inbound_once(svc: Services) -> None:
     # A worker stored the message and died before answering (simulated: stored, never processed).
-    inbound = await svc.pipeline._store(PHONE, Inbound(sender=PHONE, body="where are you located?", sid="SMcrash"))
+    inbound = await svc.pipeline._store(
+        PHONE, Inbound(sender=PHONE, body="where are you located?", sid="SMcrash")
+    )
     assert inbound.processed_at is None
     sent: list[dict[str, str]] = []
     with respx.mock(assert_all_called=False) as mock:

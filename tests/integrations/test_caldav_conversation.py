@@ -27,9 +27,17 @@ async def say(s: Services, body: str, phone: str) -> Any:
 @pytest.fixture
 async def caldav_services(radicale: str, sqlite_url: str) -> AsyncIterator[tuple[Services, str]]:  # noqa: F811
     url = _new_calendar(radicale)
-    svc = build_services(make_settings(sqlite_url, calendar="caldav", caldav_url=url, caldav_username="salon",
-                                       caldav_password="secret", calendar_cache_s=0),
-                         clock=FrozenClock(MONDAY_9AM))
+    svc = build_services(
+        make_settings(
+            sqlite_url,
+            calendar="caldav",
+            caldav_url=url,
+            caldav_username="salon",
+            caldav_password="secret",
+            calendar_cache_s=0,
+        ),
+        clock=FrozenClock(MONDAY_9AM),
+    )
     yield svc, url
     await svc.close()
 
@@ -39,8 +47,12 @@ async def test_hand_added_event_blocks_the_offer(caldav_services: tuple[Services
     before = await say(svc, "can i get a haircut tomorrow?", "+12125550101")
     assert "9:00 AM" in (before.reply or "")
     # The owner blocks Tuesday 09:00-10:30 for everyone, straight in their calendar app.
-    _put_raw(url, "staff-meeting", "SUMMARY:Staff meeting\r\nDTSTART;TZID=America/New_York:20260303T090000\r\n"
-                                   "DTEND;TZID=America/New_York:20260303T103000\r\n")
+    _put_raw(
+        url,
+        "staff-meeting",
+        "SUMMARY:Staff meeting\r\nDTSTART;TZID=America/New_York:20260303T090000\r\n"
+        "DTEND;TZID=America/New_York:20260303T103000\r\n",
+    )
     after = await say(svc, "can i get a haircut tomorrow?", "+12125550102")
     assert "9:00 AM" not in (after.reply or "") and "9:30 AM" not in (after.reply or "")
     assert "10:30 AM" in (after.reply or "")
@@ -60,11 +72,19 @@ async def test_booking_is_written_to_the_calendar(caldav_services: tuple[Service
 async def test_race_for_the_last_slot_ends_in_one_booking(caldav_services: tuple[Services, str]) -> None:
     svc, url = caldav_services
     # Luis is away all Tuesday; Kim has one free 45-minute window left at 17:00.
-    _put_raw(url, "luis-off", "SUMMARY:Luis off\r\nDTSTART;TZID=America/New_York:20260303T090000\r\n"
-                              "DTEND;TZID=America/New_York:20260303T180000\r\nDESCRIPTION:provider: Luis\r\n"
-                              "CATEGORIES:Luis\r\n")
-    _put_raw(url, "kim-busy", "SUMMARY:Kim busy\r\nDTSTART;TZID=America/New_York:20260303T090000\r\n"
-                              "DTEND;TZID=America/New_York:20260303T170000\r\n")
+    _put_raw(
+        url,
+        "luis-off",
+        "SUMMARY:Luis off\r\nDTSTART;TZID=America/New_York:20260303T090000\r\n"
+        "DTEND;TZID=America/New_York:20260303T180000\r\nDESCRIPTION:provider: Luis\r\n"
+        "CATEGORIES:Luis\r\n",
+    )
+    _put_raw(
+        url,
+        "kim-busy",
+        "SUMMARY:Kim busy\r\nDTSTART;TZID=America/New_York:20260303T090000\r\n"
+        "DTEND;TZID=America/New_York:20260303T170000\r\n",
+    )
     phones = ["+12125550104", "+12125550105"]
     for p in phones:
         first = await say(svc, "haircut tomorrow at 5pm", p)

@@ -43,9 +43,16 @@ def business_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def svc(sqlite_url: str, business_file: Path) -> AsyncIterator[Services]:
-    s = build_services(make_settings(sqlite_url, business_file=business_file, stripe_secret_key="sk_test_x",
-                                     stripe_webhook_secret=WHSEC, deposit_hold_minutes=30),
-                       clock=FrozenClock(MONDAY_9AM))
+    s = build_services(
+        make_settings(
+            sqlite_url,
+            business_file=business_file,
+            stripe_secret_key="sk_test_x",
+            stripe_webhook_secret=WHSEC,
+            deposit_hold_minutes=30,
+        ),
+        clock=FrozenClock(MONDAY_9AM),
+    )
     yield s
     await s.close()
 
@@ -53,12 +60,22 @@ async def svc(sqlite_url: str, business_file: Path) -> AsyncIterator[Services]:
 def checkout_session(request: httpx.Request) -> httpx.Response:
     form = dict(httpx.QueryParams(request.content.decode()))
     bid = form["metadata[booking_id]"]
-    return httpx.Response(200, json={
-        "id": f"cs_test_{bid}", "object": "checkout.session", "amount_total": int(form.get(
-            "line_items[0][price_data][unit_amount]", 2000)), "currency": "usd", "client_reference_id": bid,
-        "metadata": {"booking_id": bid}, "mode": "payment", "payment_status": "unpaid", "status": "open",
-        "expires_at": int(MONDAY_9AM.timestamp()) + 1800,
-        "url": f"https://checkout.stripe.com/c/pay/cs_test_{bid}"})
+    return httpx.Response(
+        200,
+        json={
+            "id": f"cs_test_{bid}",
+            "object": "checkout.session",
+            "amount_total": int(form.get("line_items[0][price_data][unit_amount]", 2000)),
+            "currency": "usd",
+            "client_reference_id": bid,
+            "metadata": {"booking_id": bid},
+            "mode": "payment",
+            "payment_status": "unpaid",
+            "status": "open",
+            "expires_at": int(MONDAY_9AM.timestamp()) + 1800,
+            "url": f"https://checkout.stripe.com/c/pay/cs_test_{bid}",
+        },
+    )
 
 
 def signed(event: dict[str, Any], at: dt.datetime) -> tuple[bytes, str]:
@@ -83,12 +100,24 @@ async def test_deposit_link_then_paid_once(svc: Services) -> None:
         r, booking = await book_color(svc, "+12125550123")
     assert f"https://checkout.stripe.com/c/pay/cs_test_{booking.id}" in (r.reply or "")
     assert "$20 deposit" in (r.reply or "")
-    event = {"id": "evt_paid_1", "object": "event", "type": "checkout.session.completed",
-             "created": int(MONDAY_9AM.timestamp()),
-             "data": {"object": {"id": f"cs_test_{booking.id}", "object": "checkout.session",
-                                 "client_reference_id": booking.id, "metadata": {"booking_id": booking.id},
-                                 "payment_status": "paid", "status": "complete", "amount_total": 2000,
-                                 "currency": "usd"}}}
+    event = {
+        "id": "evt_paid_1",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": int(MONDAY_9AM.timestamp()),
+        "data": {
+            "object": {
+                "id": f"cs_test_{booking.id}",
+                "object": "checkout.session",
+                "client_reference_id": booking.id,
+                "metadata": {"booking_id": booking.id},
+                "payment_status": "paid",
+                "status": "complete",
+                "amount_total": 2000,
+                "currency": "usd",
+            }
+        },
+    }
     payload, header = signed(event, MONDAY_9AM)
     async with AsyncTestClient(app=create_app(svc)) as client:
         bad = await client.post("/stripe/webhook", content=payload, headers={"Stripe-Signature": "t=1,v1=00"})
@@ -109,7 +138,8 @@ async def test_unpaid_hold_is_released(svc: Services) -> None:
     with respx.mock(assert_all_called=False) as mock:
         mock.post(SESSIONS).mock(side_effect=checkout_session)
         mock.post(url__regex=r"https://api\.twilio\.com/.*").mock(
-            return_value=httpx.Response(201, json={"sid": "SMx", "status": "queued"}))
+            return_value=httpx.Response(201, json={"sid": "SMx", "status": "queued"})
+        )
         _, booking = await book_color(svc, "+12125550124")
         svc.clock.advance(minutes=31)  # type: ignore[attr-defined]
         released = await svc.scheduler.release_unpaid_holds(svc.clock.now())

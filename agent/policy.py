@@ -172,6 +172,8 @@ def _absorb_proposals(u: Understanding, st: DialogueState, ctx: PolicyContext) -
     (the provider already dropped others; checked again here). Returns an escalation reason
     when the model proposed a hand-off, which needs no confirmation."""
     own = {bk.id for bk in ctx.bookings}
+    if st.pending == "confirm" and u.affirm is not None:
+        return None  # a yes/no answers the confirmation; a repeated proposal must not reopen it
     for call in u.proposed:
         if call.name == "escalate":
             reason = str(call.args.get("reason", "other"))

@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Request, Response, Router, post
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 
 from channels.twilio import TwilioChannel, twiml
 from textdesk.errors import SignatureError
@@ -23,6 +24,8 @@ _background: set[asyncio.Task[Any]] = set()
 async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
     try:
         form = await request.form()
+    except HTTPException:
+        raise  # 413 for an oversized body stays a 413
     except Exception:  # an unparseable body is treated as an empty form; the signature check decides
         return {}
     return {k: str(v) for k, v in form.items()}
@@ -33,8 +36,9 @@ def _forbidden(reason: str) -> Response[str]:
     return Response("forbidden", status_code=403, media_type="text/plain")
 
 
-async def _authenticate(request: Request[Any, Any, Any], channel: TwilioChannel, path: str
-                        ) -> dict[str, str] | Response[str]:
+async def _authenticate(
+    request: Request[Any, Any, Any], channel: TwilioChannel, path: str
+) -> dict[str, str] | Response[str]:
     params = await _form(request)
     try:
         channel.verify(path, request.url.query, params, request.headers.get("x-twilio-signature"))
@@ -42,7 +46,9 @@ async def _authenticate(request: Request[Any, Any, Any], channel: TwilioChannel,
         return _forbidden(str(exc))
     if not channel.account_ok(params):
         return _forbidden("AccountSid does not match")
-    return params
+    # Some carriers turn the GSM "@" into NUL; PostgreSQL text cannot hold it. Stripped only
+    # after the signature check, which covers the values exactly as Twilio sent them.
+    return {k: v.replace("\x00", "") for k, v in params.items()}
 
 
 def _deliver_later(state: State, turn: asyncio.Task[TurnResult]) -> None:
@@ -81,7 +87,7 @@ async def sms_webhook(request: Request[Any, Any, Any], state: State) -> Response
         return params
     sender = params.get("From", "")
     sid = params.get("MessageSid") or params.get("SmsSid")
-    if not sender or not sid:
+    if not sender or not sid or len(sid) > 64 or not sid.isalnum():
         log.warning("twilio.sms.missing_fields", extra={"has_from": bool(sender), "has_sid": bool(sid)})
         return Response("From and MessageSid are required", status_code=400, media_type="text/plain")
     inbound = Inbound(sender=sender, body=params.get("Body", ""), sid=sid, to=params.get("To"))
@@ -94,8 +100,9 @@ async def sms_webhook(request: Request[Any, Any, Any], state: State) -> Response
     if result.route == "invalid":
         return Response(twiml([]), media_type=_XML)
     out = await replies_for_twiml(services, result)
-    return Response(twiml([r.body for r in out], [services.twilio.status_url(r.id) for r in out]),
-                    media_type=_XML)
+    return Response(
+        twiml([r.body for r in out], [services.twilio.status_url(r.id) for r in out]), media_type=_XML
+    )
 
 
 @post("/status", status_code=200)
@@ -109,7 +116,9 @@ async def status_webhook(request: Request[Any, Any, Any], state: State) -> Respo
     code = params.get("ErrorCode")
     error_code = int(code) if code and code.isdigit() else None
     status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
-    known = await services.dispatcher.status_callback(message_id, params.get("MessageSid"), status, error_code)
+    known = await services.dispatcher.status_callback(
+        message_id, params.get("MessageSid"), status, error_code
+    )
     if not known:
         log.info("twilio.status.unknown_message", extra={"sid": params.get("MessageSid")})
     return Response("", status_code=204 if known else 200, media_type="text/plain")

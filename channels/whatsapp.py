@@ -22,10 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import httpx
 from litestar import Request, Response, Router, post
 from litestar.datastructures import State
-from twilio.base.exceptions import TwilioRestException
 
 from channels.twilio import TwilioChannel, TwilioSendResult, twiml
 from channels.twilio_routes import replies_for_twiml

@@ -22,6 +22,7 @@ _INTERNAL = re.compile(r"\b(?:bk|msg|ct)_[0-9a-f]{8,}\b|\bcontact_id\b|\bbooking
 _URL = re.compile(r"\b(?:https?://)?((?:[a-z0-9-]+\.)+[a-z]{2,})(?:/[^\s]*)?", re.I)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _PHONE = re.compile(r"\+?\d[\d\s().-]{8,}\d")
+_RAW_HOST = re.compile(r"\bhttps?://(?:\d{1,3}(?:\.\d{1,3}){3}|localhost|\[[0-9a-f:]+\])", re.I)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class OutputGuard:
             return OutputVerdict("output", True, "leak.system_prompt", self._safe)
         if _INTERNAL.search(text):
             return OutputVerdict("output", True, "leak.internal_id", self._safe)
+        if _RAW_HOST.search(text):
+            return OutputVerdict("output", True, "link.raw_host", self._safe)
         for m in _URL.finditer(_EMAIL.sub("", text)):
             host = m.group(1)
             # Bare words like "Mar.4" are not links; require a known TLD shape with a dot.
@@ -65,7 +68,8 @@ class OutputGuard:
                 return OutputVerdict("output", True, "pii.email", self._safe)
         for m in _PHONE.finditer(text):
             digits = re.sub(r"\D", "", m.group(0))
-            if len(digits) >= 10 and digits not in self._allowed_digits and digits not in own:
+            mine = any(d.endswith(digits[-10:]) for d in own if d.isdigit() and len(d) >= 10)
+            if len(digits) >= 10 and digits not in self._allowed_digits and not mine:
                 return OutputVerdict("output", True, "pii.phone", self._safe)
         if count_segments(text).segments > self.max_segments:
             return OutputVerdict(

@@ -7,8 +7,8 @@ import datetime as dt
 import logging
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_random_exponential
@@ -73,8 +73,11 @@ class Dispatcher:
         """Atomically move a queued, never-sent message on; False when someone else got it."""
         res = await s.exec(
             update(Message)
-            .where(col(Message.id) == message_id, col(Message.status) == "queued",
-                   col(Message.twilio_sid).is_(None))
+            .where(
+                col(Message.id) == message_id,
+                col(Message.status) == "queued",
+                col(Message.twilio_sid).is_(None),
+            )
             .values(status=status, delivery=delivery)
         )
         await s.commit()
@@ -114,7 +117,13 @@ class Dispatcher:
             sender = self.senders.get(conv.channel if conv else "sms", self.sender)
             if not await self._claim(s, message_id, "sending", "rest"):
                 return await s.get(Message, message_id)
-            to, body, cb, kind, contact_id = contact.phone, msg.body, sender.status_url(message_id), msg.kind, contact.id
+            to, body, cb, kind, contact_id = (
+                contact.phone,
+                msg.body,
+                sender.status_url(message_id),
+                msg.kind,
+                contact.id,
+            )
 
         async def attempt() -> SendResult:
             async with self.sessions() as s2:
@@ -148,14 +157,22 @@ class Dispatcher:
                 if result.error_code == OPT_OUT_ERROR:
                     contact = await s.get(Contact, msg2.contact_id)
                     if contact is not None:
-                        await repo.set_consent(s, contact, "opted_out", "carrier_21610",
-                                               detail=str(message_id), at=now)
+                        await repo.set_consent(
+                            s, contact, "opted_out", "carrier_21610", detail=str(message_id), at=now
+                        )
                 elif result.retryable and msg2.attempts < 5 * self.max_attempts:
                     # Twilio is down for longer than the inline retries: try again later, once.
-                    msg2.next_attempt_at = now + dt.timedelta(seconds=30 * 2 ** (msg2.attempts // self.max_attempts))
+                    msg2.next_attempt_at = now + dt.timedelta(
+                        seconds=30 * 2 ** (msg2.attempts // self.max_attempts)
+                    )
                     if plan_retry:
-                        await jobs.schedule(s, "send", msg2.next_attempt_at, {"message_id": message_id},
-                                            dedupe_key=f"send:{message_id}:{msg2.attempts}")
+                        await jobs.schedule(
+                            s,
+                            "send",
+                            msg2.next_attempt_at,
+                            {"message_id": message_id},
+                            dedupe_key=f"send:{message_id}:{msg2.attempts}",
+                        )
             s.add(msg2)
             await s.commit()
             return msg2

@@ -41,6 +41,7 @@ from integrations.errors import IntegrationError
 from store import repo
 from store.models import Contact, Conversation, Message, Trace
 from store.outbox import Kind, queue_outbound
+from textdesk import privacy
 from textdesk.business import Business
 from textdesk.clock import Clock
 from textdesk.metrics import Metrics
@@ -158,6 +159,7 @@ class Pipeline:
         self._turn_slots = asyncio.Semaphore(settings.max_concurrent_turns)
         # Evals set this: a provider that raises fails the case loudly instead of degrading.
         self.strict_provider = False
+        self._suppression_key = privacy.suppression_key(settings.secret_key.get_secret_value())
         self._offline_provider: Provider | None = None
         self.calendar: CalendarAdapter | None = None  # set when an external calendar is configured
         self.events: EventSink = NullSink()
@@ -195,8 +197,11 @@ class Pipeline:
             rows = list(
                 await session.exec(
                     select(Message)
-                    .where(Message.direction == "in", col(Message.processed_at).is_(None),
-                           col(Message.created_at) <= cutoff)
+                    .where(
+                        Message.direction == "in",
+                        col(Message.processed_at).is_(None),
+                        col(Message.created_at) <= cutoff,
+                    )
                     .order_by(col(Message.id))
                     .limit(limit)
                 )
@@ -224,7 +229,8 @@ class Pipeline:
                         if existing is not None:
                             return existing
                     now = self.clock.now()
-                    contact = await repo.get_or_create_contact(session, phone)
+                    # A number that asked to be forgotten while opted out stays opted out.
+                    contact = await privacy.get_or_create_contact(session, phone, key=self._suppression_key)
                     conversation = await repo.open_conversation(session, contact, now, msg.channel)
                     inbound = Message(
                         conversation_id=conversation.id or 0,
@@ -451,7 +457,9 @@ class Pipeline:
             if self.strict_provider:
                 raise
             log.exception("pipeline.provider_failed")
-            u = Understanding(provider=getattr(provider, "name", "unknown"), error=f"{type(exc).__name__}: {exc}")
+            u = Understanding(
+                provider=getattr(provider, "name", "unknown"), error=f"{type(exc).__name__}: {exc}"
+            )
         t.understanding = u
         t.result.llm_calls, t.result.tokens = u.llm_calls, u.tokens_in + u.tokens_out
         t.result.steps.append(

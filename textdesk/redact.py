@@ -28,7 +28,12 @@ def _card(m: re.Match[str]) -> str:
     return "[card]" if 13 <= len(digits) <= 19 and _luhn(digits) else m.group(0)
 
 
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}:\d{2})?")
+
+
 def _phone(m: re.Match[str]) -> str:
+    if _DATE_TIME.match(m.group(0).strip()):
+        return m.group(0)  # "2026-03-05 15:00" is a date, not a number to hide
     digits = re.sub(r"\D", "", m.group(0))
     return f"[phone …{digits[-2:]}]" if 10 <= len(digits) <= 15 else m.group(0)
 

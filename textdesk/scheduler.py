@@ -27,6 +27,7 @@ from integrations.payments.holds import PaymentRecord, holds_to_release
 from store import jobs, repo
 from store.models import Booking, Contact, Job, Message, Payment
 from store.outbox import queue_outbound
+from textdesk import privacy
 from textdesk.business import Business
 from textdesk.clock import Clock
 from textdesk.delivery import Dispatcher
@@ -54,6 +55,7 @@ class Scheduler:
         self.calendar: Any = None  # an external calendar, to free released holds there too
         # Answers stored-but-unanswered inbound messages (set by Services.start).
         self.recover: Callable[..., Awaitable[int]] | None = None
+        self._purged_on: dt.date | None = None
         self._stopping = asyncio.Event()
 
     # -- running -------------------------------------------------------------------------------
@@ -85,6 +87,7 @@ class Scheduler:
         """Run every due job once; returns how many were run."""
         now = self.clock.now()
         await self.release_unpaid_holds(now)
+        await self._retention(now)
         async with self.sessions() as s:
             claimed = await jobs.claim_due(s, now, self.worker)
         for job in claimed:
@@ -116,6 +119,15 @@ class Scheduler:
                 row.run_at = run_at
             s.add(row)
             await s.commit()
+
+    async def _retention(self, now: dt.datetime) -> None:
+        """Once a day, blank message bodies past the retention period (idempotent, any worker)."""
+        if self.settings.retention_days <= 0 or self._purged_on == now.date():
+            return
+        async with self.sessions() as s:
+            await privacy.purge_bodies(s, now, self.settings.retention_days)
+            await s.commit()
+        self._purged_on = now.date()
 
     async def release_unpaid_holds(self, now: dt.datetime) -> list[str]:
         """Cancel bookings whose deposit stayed unpaid past the hold (idempotent, any worker)."""

@@ -63,9 +63,16 @@ _MIN_ATTEMPT_S = 0.25  # don't start a request with less time than this left
 _OPENAI_HOST = "api.openai.com"
 
 
+TWILIO_WINDOW_S = 15.0  # Twilio gives up on a webhook after 15 s
+
+
 def llm_budget_s(settings: Settings) -> float:
-    """Seconds the whole understanding step may take: retries, repair and all."""
-    return max(0.5, min(settings.llm_total_budget_s, settings.turn_budget_s - PIPELINE_MARGIN_S))
+    """Seconds the whole understanding step may take: retries, repair and all.
+
+    Not tied to ``turn_budget_s``: when a turn outlives that, the webhook has already answered
+    and the reply follows over REST, so the model may still finish. The cap keeps a turn inside
+    Twilio's window even when the webhook waits for it."""
+    return max(0.5, min(settings.llm_total_budget_s, TWILIO_WINDOW_S - PIPELINE_MARGIN_S))
 
 
 @dataclass(frozen=True)

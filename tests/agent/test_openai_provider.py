@@ -392,7 +392,7 @@ async def test_hung_upstream_is_cut_at_the_turn_budget(business: Business, make_
         return ok(turn())
 
     respx.post(URL).mock(side_effect=hang)
-    provider = make_provider(turn_budget_s=2.0)  # 2.0 s turn - 1.5 s pipeline margin = 0.5 s for the LLM
+    provider = make_provider(llm_total_budget_s=0.5)
     assert provider.budget_s == 0.5
     started = time.monotonic()
     u = await provider.understand(request(business))

@@ -279,34 +279,34 @@ class Pipeline:
     async def _process_in_order(self, inbound: Message) -> TurnResult:
         """Answer every earlier unanswered message of this contact first (arrival order across
         workers, and recovery after a crash), then this one. Earlier ones reply over REST."""
+        while True:
+            result = await self._process(inbound.id or 0)
+            if isinstance(result, TurnResult):
+                return result
+            for mid in result:  # found in the same session, before touching this turn
+                r = await self._process(mid, check_earlier=False)
+                assert isinstance(r, TurnResult)
+                if self.deliver_later is not None and not r.duplicate:
+                    await self.deliver_later([x.id for x in r.replies if x.status == "queued"])
+
+    async def _process(self, message_id: int, check_earlier: bool = True) -> TurnResult | list[int]:
+        """One turn. With ``check_earlier``, returns the ids of this contact's earlier unanswered
+        messages instead when there are any, so the caller answers those first."""
         from sqlmodel import col, select
 
-        async with self.sessions() as session:
-            earlier = list(
-                await session.exec(
-                    select(Message.id)
-                    .where(
-                        Message.contact_id == inbound.contact_id,
-                        Message.direction == "in",
-                        col(Message.processed_at).is_(None),
-                        col(Message.id) < inbound.id,
-                    )
-                    .order_by(col(Message.id))
-                )
-            )
-        for mid in earlier:
-            r = await self._process(int(mid or 0))
-            if self.deliver_later is not None:
-                await self.deliver_later([x.id for x in r.replies if x.status == "queued"])
-        return await self._process(inbound.id or 0)
-
-    async def _process(self, message_id: int) -> TurnResult:
         started = time.perf_counter()
         async with self.sessions() as session:
             inbound = await session.get(Message, message_id)
             assert inbound is not None
             if inbound.processed_at is not None:  # a retry, or answered by another worker
                 return await self._replay(session, inbound)
+            if check_earlier:
+                earlier = list(await session.exec(
+                    select(Message.id).where(Message.contact_id == inbound.contact_id, Message.direction == "in",
+                                             col(Message.processed_at).is_(None), col(Message.id) < inbound.id)
+                    .order_by(col(Message.id))))
+                if earlier:
+                    return [int(mid or 0) for mid in earlier]
             contact = await session.get(Contact, inbound.contact_id)
             conversation = await session.get(Conversation, inbound.conversation_id)
             assert contact is not None and conversation is not None

@@ -951,6 +951,54 @@ PATTERNS: tuple[Pattern, ...] = (
         r"(?:number|address)",
         anchors=("number", "address", "info", "details", "name"),
     ),
+    # Asking about another person's contact details or booking (tools never reveal them; the
+    # screen still treats the attempt as an attack so it is logged and counted).
+    _p(
+        "number_on_file",
+        "exfiltration",
+        0.85,
+        r"\b(?:email|e-mail|phone|number|address|name)(?:{S}address)?{S}(?:on{S}file|you{S}have){S}for\b"
+        r"|\bwhat{S}(?:phone{S})?(?:number|email|phone)\b.{0,30}\b(?:did|does|do)\b{S}(?:he|she|they)\b{S}use\b",
+        anchors=("file", "have", "use"),
+    ),
+    _p(
+        "her_number_after",
+        "exfiltration",
+        0.85,
+        r"\bwho\b.{0,40}\bbooked\b.{0,60}\b(?:her|his|their)\b{S}(?:phone{S}|cell{S})?(?:number|email)\b",
+        anchors=("booked",),
+    ),
+    # Acting for a number other than the sender's: tools are bound to the sender, so a request
+    # that names another phone number to book or update is an attempt to act for someone else.
+    _p(
+        "act_for_number",
+        "tool_abuse",
+        0.85,
+        # Not "my booking under 646-555-0180" (customers do have two phones): a number that is
+        # someone else's by the customer's own words, or an "update contact <number>" command.
+        r"\b(?:book|schedule|cancel|reschedule|move|update|change)\b.{0,50}\bfor{S}"
+        r"(?:my{S}(?:neighbou?r|friend|co-?worker|colleague|boss|ex|roommate|landlord)'?s?|someone'?s?|somebody'?s?|"
+        r"another{S}(?:person|customer)'?s?|this|that|the{S}(?:other|following))"
+        r"{S}(?:phone{S})?(?:number|phone|cell){S}?\+?\d[\d ().-]{8,}\d"
+        r"|\bupdate{S}contact{S}\+?\d",
+        anchors=("book", "schedule", "cancel", "reschedule", "move", "update", "change"),
+    ),
+    _p(
+        "hoard_slots",
+        "tool_abuse",
+        0.85,
+        r"\b(?:every|all){S}(?:the{S})?(?:open|free|available)?{S}?\w*{S}?(?:slots?|appointments?|times)\b"
+        r".{0,60}\b(?:different|other|fake|multiple|many){S}(?:numbers|names|phones|people)\b",
+        anchors=("slot", "appointment", "times"),
+    ),
+    _p(
+        "hidden_setup",
+        "extraction",
+        0.85,
+        r"\b(?:copy|paste|show|print|repeat|reveal|give|send|output)\b.{0,30}\b(?:hidden|secret|internal|"
+        r"initial|original){S}(?:setup{S})?(?:text|instructions|prompt|message|rules|setup)\b",
+        anchors=("hidden", "secret", "internal", "initial", "original"),
+    ),
     _p(
         "who_is_booked",
         "exfiltration",

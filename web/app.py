@@ -1,32 +1,85 @@
-"""The Litestar application: channels' webhooks, health, and (later) the staff app and API."""
+"""The Litestar application: Twilio webhooks, health checks, the staff app and its JSON API.
+
+Layers, outermost first: security headers -> request id -> CSRF (double-submit cookie, every
+unsafe method except the signed Twilio/WhatsApp/Stripe webhooks) -> session authentication (every
+route except /login, static files, webhooks, health, metrics and the schema) -> role guards on
+each router/controller -> handlers with a per-request transaction. Exceptions become responses
+in ``web.errors``.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
 
 from litestar import Litestar, get
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
 from litestar.response import Response
+from litestar.static_files import create_static_files_router
 from sqlalchemy import text
 
 from channels.twilio_routes import twilio_router
+from channels.whatsapp import whatsapp_router
+from integrations.payments.routes import stripe_webhook
+from textdesk.metrics import CONTENT_TYPE_LATEST
 from textdesk.services import Services
+from web.auth import SessionAuthMiddleware, SessionCodec
+from web.autoreplies import JsonAutoReplyStore, auto_replies_path
+from web.deps import DEPENDENCIES
+from web.errors import EXCEPTION_HANDLERS
+from web.request_id import request_id_middleware
+from web.routes.admin import AdminController
+from web.routes.api import api_router
+from web.routes.inbox import InboxController
+from web.routes.reports import ReportsController
+from web.routes.rules import RulesController
+from web.routes.session import session_router
+from web.routes.traces import TracesController
+from web.security import security_headers
+from web.slack import SlackNotifier
+from web.telemetry import TurnSpans, otlp_provider
+from web.templating import template_config
+from web.throttle import LoginThrottle
 
-__all__ = ["create_app"]
+__all__ = ["PUBLIC_PATHS", "create_app"]
 
 log = logging.getLogger("textdesk.web")
+STATIC = Path(__file__).parent / "static"
+# Reachable without a session (everything else needs one).
+PUBLIC_PATHS = [
+    "^/twilio/",
+    "^/healthz$",
+    "^/readyz$",
+    "^/static/",
+    "^/schema",
+    "^/login$",
+    "^/logout$",
+    "^/favicon.ico$",
+    "^/whatsapp/",
+    "^/stripe/webhook$",
+    "^/metrics$",
+]
 
 
-@get("/healthz", sync_to_thread=False)
+@get("/metrics", opt={"exclude_from_auth": True}, include_in_schema=False)
+async def metrics(state: State) -> Response[bytes]:
+    """Prometheus exposition (scrape from inside your network; it carries no customer data)."""
+    return Response(state.services.pipeline.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@get("/healthz", sync_to_thread=False, opt={"exclude_from_auth": True}, include_in_schema=False)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz")
+@get("/readyz", opt={"exclude_from_auth": True}, include_in_schema=False)
 async def readyz(state: State) -> Response[dict[str, str]]:
     try:
         async with state.services.engine.connect() as conn:
@@ -36,27 +89,95 @@ async def readyz(state: State) -> Response[dict[str, str]]:
     return Response({"status": "ready"})
 
 
-def _internal_error(request: Any, exc: Exception) -> Response[str]:
-    """Last resort: log, and never leak a stack trace. Twilio gets an empty TwiML-compatible 500."""
-    if isinstance(exc, HTTPException):
-        return Response(exc.detail, status_code=exc.status_code, media_type="text/plain")
-    log.exception("web.unhandled", exc_info=exc)
-    return Response("internal error", status_code=500, media_type="text/plain")
+def _derive(secret: str, purpose: str) -> str:
+    """Independent keys per use from the one configured secret."""
+    return hashlib.sha256(f"textdesk:{purpose}:{secret}".encode()).hexdigest()
 
 
 def create_app(services: Services, *, debug: bool = False) -> Litestar:
+    settings = services.settings
+    secret = settings.secret_key.get_secret_value()
+    secure = settings.public_url.startswith("https://")
+
+    notifier = (
+        SlackNotifier(settings.slack_webhook_url, settings.public_url) if settings.slack_webhook_url else None
+    )
+    spans = (
+        TurnSpans(services.sessions, otlp_provider(settings.otlp_endpoint))
+        if settings.otlp_endpoint
+        else None
+    )
+    if notifier is not None:
+        services.pipeline.escalation_hooks.append(notifier)
+    if spans is not None:
+        services.pipeline.message_hooks.append(spans)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        await services.start()  # crash recovery and the job loop (reminders, retries)
         try:
             yield
         finally:
+            if notifier is not None:
+                await notifier.aclose()
+            if spans is not None:
+                await spans.shutdown()
             await services.close()
 
+    state = State(
+        {
+            "services": services,
+            "session_codec": SessionCodec(secret, dt.timedelta(hours=settings.session_hours)),
+            "throttle": LoginThrottle(
+                settings.login_max_failures,
+                settings.login_ip_max_failures,
+                dt.timedelta(minutes=settings.login_lockout_minutes),
+            ),
+            "autoreplies": JsonAutoReplyStore(auto_replies_path(settings)),
+            "secure_cookies": secure,
+            "slack": notifier,
+            "spans": spans,
+        }
+    )
     return Litestar(
-        route_handlers=[twilio_router, healthz, readyz],
-        state=State({"services": services}),
+        route_handlers=[
+            twilio_router,
+            whatsapp_router,
+            stripe_webhook,
+            metrics,
+            healthz,
+            readyz,
+            session_router,
+            InboxController,
+            TracesController,
+            ReportsController,
+            RulesController,
+            AdminController,
+            api_router,
+            create_static_files_router(
+                path="/static", directories=[STATIC], include_in_schema=False, opt={"exclude_from_auth": True}
+            ),
+        ],
+        state=state,
+        dependencies=DEPENDENCIES,
         lifespan=[lifespan],
-        exception_handlers={Exception: _internal_error},
+        middleware=[request_id_middleware, DefineMiddleware(SessionAuthMiddleware, exclude=PUBLIC_PATHS)],
+        before_send=[security_headers],
+        csrf_config=CSRFConfig(
+            secret=_derive(secret, "csrf"),
+            cookie_secure=secure,
+            cookie_httponly=True,
+            cookie_samesite="lax",
+            exclude=["/twilio/", "/whatsapp/", "/stripe/webhook"],
+        ),
+        template_config=template_config(services.clock, services.business.tz),
+        openapi_config=OpenAPIConfig(
+            title="textdesk staff API",
+            version="1.0.0",
+            path="/schema",
+            description="Session-cookie authenticated; log in at /login first.",
+        ),
+        exception_handlers=EXCEPTION_HANDLERS,
         debug=debug,
         request_max_body_size=64 * 1024,
     )

@@ -110,10 +110,6 @@ def test_openapi_operations_never_answer_5xx(db_url: str, clock: FrozenClock) ->
     assert elapsed < 60, f"schemathesis took {elapsed:.0f}s"
 
 
-@pytest.mark.xfail(reason="web/routes/api.py: unbounded integer ids reach the database: past int32 "
-                          "PostgreSQL raises DataError, past int64 SQLite raises OverflowError -> 500 (found "
-                          "by schemathesis); bound the path parameters (le=2**31-1) or answer 404",
-                   strict=False)
 @pytest.mark.parametrize(("db", "path"), [
     ("pg_url", "/api/conversations/27652589598"), ("pg_url", "/api/traces/2147483648"),
     ("sqlite_url", "/api/conversations/69565045726213660904395479449600"),

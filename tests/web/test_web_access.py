@@ -1,0 +1,184 @@
+"""Who may use which route: every route of the app is listed here, and checked for anonymous
+visitors (pages -> redirect to /login, /api -> 401) and for each role (wrong role -> 403)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from litestar import Litestar
+
+from store.models import Trace
+from tests.web.conftest import Web, login, post_form
+from web.auth import add_user
+
+ANY = {"admin", "agent", "reviewer"}
+INBOX = {"agent", "admin"}
+REVIEW = {"reviewer", "admin"}
+ADMIN = {"admin"}
+
+# (method, path, roles allowed, form data). {cid}, {tid}, {uid} are filled in from seeded data.
+MATRIX: list[tuple[str, str, set[str], dict[str, str] | None]] = [
+    ("GET", "/", ANY, None),
+    ("GET", "/inbox", INBOX, None),
+    ("GET", "/inbox/rows", INBOX, None),
+    ("GET", "/inbox/{cid}", INBOX, None),
+    ("GET", "/inbox/{cid}/transcript", INBOX, None),
+    ("POST", "/inbox/{cid}/claim", INBOX, {}),
+    ("POST", "/inbox/{cid}/reply", INBOX, {"body": "Hello from the team"}),
+    ("POST", "/inbox/{cid}/tags", INBOX, {"tag": "vip"}),
+    ("POST", "/inbox/{cid}/tags/remove", INBOX, {"tag": "vip"}),
+    ("POST", "/inbox/{cid}/notes", INBOX, {"text": "called back"}),
+    ("POST", "/inbox/{cid}/handback", INBOX, {}),
+    ("POST", "/inbox/{cid}/resolve", INBOX, {}),
+    ("GET", "/traces", REVIEW, None),
+    ("GET", "/traces/{tid}", REVIEW, None),
+    ("POST", "/traces/{tid}/label", REVIEW, {"label": "correct", "comment": "fine"}),
+    ("POST", "/traces/{tid}/case", REVIEW, {"route": "rule", "tools_mode": "ignore"}),
+    ("GET", "/traces/{tid}/case.yaml", REVIEW, None),
+    ("GET", "/reports", REVIEW, None),
+    ("GET", "/rules", ANY, None),
+    ("POST", "/rules/auto-replies", ADMIN, {"keyword": "HOURS", "reply": "Open 9-6 Mon-Fri."}),
+    ("POST", "/rules/auto-replies/delete", ADMIN, {"keyword": "HOURS"}),
+    ("GET", "/admin", ADMIN, None),
+    ("GET", "/admin/users", ADMIN, None),
+    (
+        "POST",
+        "/admin/users",
+        ADMIN,
+        {"email": "new@example.com", "role": "agent", "password": "long enough pw"},
+    ),
+    ("POST", "/admin/users/{uid}/role", ADMIN, {"role": "reviewer"}),
+    ("POST", "/admin/users/{uid}/active", ADMIN, {"active": "false"}),
+    ("GET", "/admin/settings", ADMIN, None),
+    ("GET", "/api/me", ANY, None),
+    ("GET", "/api/conversations", INBOX, None),
+    ("GET", "/api/conversations/{cid}", INBOX, None),
+    ("GET", "/api/traces", REVIEW, None),
+    ("GET", "/api/traces/{tid}", REVIEW, None),
+]
+# Reachable without logging in (signed webhooks, health, assets, login itself, the API schema).
+PUBLIC = {
+    ("POST", "/twilio/sms"),
+    ("POST", "/twilio/status"),
+    ("POST", "/whatsapp/sms"),
+    ("POST", "/stripe/webhook"),
+    ("GET", "/metrics"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("GET", "/static/{file_path}"),
+}
+
+
+def _normal(path: str) -> str:
+    return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
+
+
+def app_routes(app: Litestar) -> set[tuple[str, str]]:
+    out = set()
+    for route in app.routes:
+        for method in getattr(route, "methods", set()):
+            if method not in {"OPTIONS", "HEAD"}:
+                out.add((method, _normal(route.path)))
+    return out
+
+
+def test_every_route_is_in_the_matrix(web: Web) -> None:
+    listed = {(m, p.replace("{cid}", "{cid}")) for m, p, _, _ in MATRIX} | PUBLIC
+    normalised = {
+        (m, p.replace("{conversation_id}", "{cid}").replace("{trace_id}", "{tid}"))
+        for m, p in app_routes(web.app)
+        if not p.startswith("/schema")
+    }
+    assert normalised == listed, f"untested: {normalised - listed}; stale: {listed - normalised}"
+
+
+async def _ids(web: Web) -> dict[str, int]:
+    cid = await web.escalated()
+    async with web.services.sessions() as s:
+        from sqlmodel import select
+
+        trace = (await s.exec(select(Trace).where(Trace.conversation_id == cid))).first()
+        assert trace is not None
+        spare = await add_user(s, "spare@example.com", "agent", "long enough password")
+        await s.commit()
+    return {"cid": cid, "tid": trace.id or 0, "uid": spare.id or 0}
+
+
+def _fill(path: str, ids: dict[str, int]) -> str:
+    return path.format(**ids)
+
+
+async def test_anonymous_visitors_are_sent_to_login_or_get_401(web: Web) -> None:
+    ids = await _ids(web)
+    await web.client.get("/login")  # a CSRF cookie, so the check we see is the login check
+    for method, path, _, form in MATRIX:
+        url = _fill(path, ids)
+        if method == "GET":
+            resp = await web.client.get(url, follow_redirects=False)
+        else:
+            resp = await post_form(web.client, url, form)
+        if path.startswith("/api"):
+            assert resp.status_code == 401, (method, url, resp.status_code)
+            assert resp.json()["status_code"] == 401
+        else:
+            assert resp.status_code == 303, (method, url, resp.status_code)
+            assert resp.headers["location"].startswith("/login"), (method, url)
+    page = await web.client.get(f"/inbox/{ids['cid']}", follow_redirects=False)
+    assert page.headers["location"] == f"/login?next=%2Finbox%2F{ids['cid']}"
+
+
+async def test_htmx_requests_without_a_session_redirect_the_whole_page(web: Web) -> None:
+    resp = await web.client.get("/inbox/rows", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert resp.status_code == 401
+    assert resp.headers["hx-redirect"].startswith("/login")
+
+
+@pytest.mark.parametrize("role", ["agent", "reviewer", "admin"])
+async def test_each_role_reaches_exactly_its_routes(web: Web, role: str) -> None:
+    ids = await _ids(web)
+    assert (await login(web.client, role)).status_code == 303
+    for method, path, allowed, form in MATRIX:
+        url = _fill(path, ids)
+        if method == "GET":
+            resp = await web.client.get(url, follow_redirects=False)
+        else:
+            resp = await post_form(web.client, url, form)
+        if role in allowed:
+            assert resp.status_code not in (401, 403), (role, method, url, resp.status_code, resp.text[:300])
+            assert not resp.headers.get("location", "").startswith("/login"), (role, method, url)
+        else:
+            assert resp.status_code == 403, (role, method, url, resp.status_code)
+            if path.startswith("/api"):
+                assert resp.json()["status_code"] == 403
+            else:
+                assert "Not allowed" in resp.text
+
+
+async def test_reviewer_cannot_see_admin_or_inbox_links(web: Web) -> None:
+    await login(web.client, "reviewer")
+    html = (await web.client.get("/traces")).text
+    assert 'href="/traces"' in html and 'href="/admin/users"' not in html and 'href="/inbox"' not in html
+
+
+async def test_public_routes_need_no_session(web: Web) -> None:
+    assert (await web.client.get("/healthz")).json() == {"status": "ok"}
+    assert (await web.client.get("/readyz")).json() == {"status": "ready"}
+    js = await web.client.get("/static/htmx.min.js")
+    assert js.status_code == 200 and "htmx" in js.text[:200]
+    assert (await web.client.get("/static/app.css")).status_code == 200
+    schema = await web.client.get("/schema/openapi.json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/api/conversations" in paths and "/api/traces/{trace_id}" in paths
+    assert not any(p.startswith(("/inbox", "/admin", "/login")) for p in paths)  # only the API is documented
+
+
+async def test_security_headers_on_pages_and_errors(web: Web) -> None:
+    for resp in (await web.client.get("/login"), await web.client.get("/nope")):
+        assert resp.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]
+        assert resp.headers["x-content-type-options"] == "nosniff"

@@ -1,6 +1,6 @@
 """Speed of the offline understanding pieces (a benchmark, not a test: these machines are noisy).
 
-    uv run python scripts/bench_understanding.py
+uv run python scripts/bench_understanding.py
 """
 
 from __future__ import annotations
@@ -31,8 +31,13 @@ def main() -> None:
     rows = [("intent classifier training (CPU s)", f"{train_cpu:.2f}", "< 1.5")]
     for name, fn, target in (("intent predict", clf.predict, 1.0), ("injection screen", screen.screen, 2.0)):
         lat = _ms(fn, texts * 3)
-        rows.append((f"{name} p50 / p95 (ms)",
-                     f"{statistics.median(lat):.3f} / {statistics.quantiles(lat, n=20)[18]:.3f}", f"< {target}"))
+        rows.append(
+            (
+                f"{name} p50 / p95 (ms)",
+                f"{statistics.median(lat):.3f} / {statistics.quantiles(lat, n=20)[18]:.3f}",
+                f"< {target}",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>15}  target")
     for name, value, target in rows:

@@ -301,10 +301,18 @@ class Pipeline:
             if inbound.processed_at is not None:  # a retry, or answered by another worker
                 return await self._replay(session, inbound)
             if check_earlier:
-                earlier = list(await session.exec(
-                    select(Message.id).where(Message.contact_id == inbound.contact_id, Message.direction == "in",
-                                             col(Message.processed_at).is_(None), col(Message.id) < inbound.id)
-                    .order_by(col(Message.id))))
+                earlier = list(
+                    await session.exec(
+                        select(Message.id)
+                        .where(
+                            Message.contact_id == inbound.contact_id,
+                            Message.direction == "in",
+                            col(Message.processed_at).is_(None),
+                            col(Message.id) < inbound.id,
+                        )
+                        .order_by(col(Message.id))
+                    )
+                )
                 if earlier:
                     return [int(mid or 0) for mid in earlier]
             contact = await session.get(Contact, inbound.contact_id)

@@ -4,7 +4,6 @@ threshold handling, the held-out dev-set gates and latency."""
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 from typing import Any
 

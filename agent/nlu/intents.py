@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from agent.types import INTENTS  # the intent contract (DESIGN.md section 2), defined once
 from textdesk.textclf import TextClassifier, normalize_text
 
 __all__ = [
@@ -33,20 +34,6 @@ __all__ = [
     "load_examples",
 ]
 
-#: The intent contract. Do not rename: other components route on these.
-INTENTS: tuple[str, ...] = (
-    "book_appointment",
-    "reschedule_appointment",
-    "cancel_appointment",
-    "check_appointment",
-    "ask_question",
-    "update_contact",
-    "request_human",
-    "billing",
-    "complaint",
-    "greeting",
-    "out_of_scope",
-)
 OUT_OF_SCOPE = "out_of_scope"
 GREETING = "greeting"
 

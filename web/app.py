@@ -179,5 +179,6 @@ def create_app(services: Services, *, debug: bool = False) -> Litestar:
         ),
         exception_handlers=EXCEPTION_HANDLERS,
         debug=debug,
+        logging_config=None,  # textdesk.logs configures JSON logs; Litestar's default would replace them
         request_max_body_size=64 * 1024,
     )

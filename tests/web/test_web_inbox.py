@@ -177,7 +177,8 @@ async def test_reply_to_an_opted_out_customer_is_blocked_not_sent(web: Web) -> N
     await post_form(web.client, f"/inbox/{cid}/reply", {"body": "Please come back!"})
     msg = next(m for m in await messages(web, cid) if m.kind == "agent")
     assert msg.status == "blocked" and len(web.twilio.sent) == before
-    assert "dl-blocked" in (await web.client.get(f"/inbox/{cid}")).text
+    page = (await web.client.get(f"/inbox/{cid}")).text
+    assert "dl-blocked" in page and "opted out of texts" in page
 
 
 async def test_empty_or_too_long_replies_are_refused(web: Web) -> None:

@@ -21,7 +21,7 @@ from web.auth import ROLES, add_user
 from web.deps import CurrentStaff, Db, Svc
 from web.guards import ADMIN, requires
 from web.queries import active_admins, list_users
-from web.routes.common import page, see_other
+from web.routes.common import in_range, page, see_other
 
 __all__ = ["AdminController", "masked_settings"]
 
@@ -115,7 +115,7 @@ class AdminController(Controller):
         return see_other("/admin/users")
 
     async def _target(self, db: Db, uid: FromPath[int]) -> User:
-        user = await db.get(User, uid)
+        user = await db.get(User, uid) if in_range(uid) else None
         if user is None:
             raise NotFoundException(f"no user {uid}")
         return user

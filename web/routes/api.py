@@ -25,6 +25,7 @@ def _in_range(row_id: int) -> bool:
     """Ids are 32-bit in the database; a larger one cannot exist (and would be a driver error)."""
     return 0 < row_id <= 2**31 - 1
 
+
 __all__ = ["api_router"]
 
 Status = Literal["waiting", "with_person", "bot", "resolved"]

@@ -9,7 +9,9 @@ from litestar.response import Redirect, Template
 
 from web.auth import Staff
 
-__all__ = ["client_ip", "page", "safe_next", "see_other"]
+__all__ = ["MAX_ID", "client_ip", "in_range", "page", "safe_next", "see_other"]
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
 
 
 def page(name: str, staff: Staff | None, status_code: int = 200, **context: Any) -> Template:
@@ -33,3 +35,8 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
     """The peer address. Behind a reverse proxy run uvicorn with --proxy-headers so this is the
     client, not the proxy (otherwise every login shares one per-IP budget)."""
     return request.client.host if request.client else "unknown"
+
+
+def in_range(row_id: int | None) -> bool:
+    """A larger id cannot exist, and would be a driver error (500) rather than a 404."""
+    return row_id is not None and 0 < row_id <= MAX_ID

@@ -25,7 +25,7 @@ from web.deps import CurrentStaff, Db, Svc
 from web.guards import INBOX, requires
 from web.handoff import collected_fields, next_step, summary
 from web.queries import STATUSES, TAG_RE, InboxFilter, claim, conversation_view, inbox_rows, inbox_tags
-from web.routes.common import page, see_other
+from web.routes.common import in_range, page, see_other
 from web.sending import send_soon
 from web.templating import REASON_LABELS
 
@@ -114,7 +114,7 @@ class InboxController(Controller):
         return page("inbox/_rows.html", staff, rows=rows, f=f, sig=sig)
 
     async def _view(self, db: Db, cid: FromPath[int]) -> Any:
-        view = await conversation_view(db, cid)
+        view = await conversation_view(db, cid) if in_range(cid) else None
         if view is None:
             raise NotFoundException(f"no conversation {cid}")
         return view

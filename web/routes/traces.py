@@ -35,7 +35,7 @@ from web.cases import (
 from web.deps import CurrentStaff, Db, Svc
 from web.guards import REVIEW, requires
 from web.queries import TraceFilter, replies_for, trace_neighbours, trace_rows
-from web.routes.common import page, see_other
+from web.routes.common import in_range, page, see_other
 
 __all__ = ["TracesController"]
 
@@ -99,7 +99,7 @@ class TracesController(Controller):
             intent=intent if intent in INTENTS else None,
             label=label if label in (*LABELS, "none") else None,
             escalated={"yes": True, "no": False}.get(escalated or ""),
-            conversation=conversation,
+            conversation=conversation if in_range(conversation) else None,
         )
         rows = await trace_rows(db, f)
         return page(
@@ -113,7 +113,7 @@ class TracesController(Controller):
         )
 
     async def _trace(self, db: Db, tid: FromPath[int]) -> Trace:
-        trace = await db.get(Trace, tid)
+        trace = await db.get(Trace, tid) if in_range(tid) else None
         if trace is None:
             raise NotFoundException(f"no trace {tid}")
         return trace

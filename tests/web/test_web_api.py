@@ -68,7 +68,13 @@ async def test_openapi_schema_describes_the_api(web: Web) -> None:
 async def test_ids_beyond_the_database_range_are_404_not_500(web: Web) -> None:
     await login(web.client, "admin")
     huge = 2**63
-    for path in (f"/api/conversations/{huge}", f"/api/traces/{2**31}", f"/inbox/{huge}", f"/traces/{huge}",
-                 f"/inbox/{huge}/transcript", f"/traces/{huge}/case.yaml"):
+    for path in (
+        f"/api/conversations/{huge}",
+        f"/api/traces/{2**31}",
+        f"/inbox/{huge}",
+        f"/traces/{huge}",
+        f"/inbox/{huge}/transcript",
+        f"/traces/{huge}/case.yaml",
+    ):
         assert (await web.client.get(path)).status_code == 404, path
     assert (await web.client.get(f"/traces?conversation={huge}")).status_code == 200

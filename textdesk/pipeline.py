@@ -42,6 +42,7 @@ from store import repo
 from store.models import Contact, Conversation, Message, Trace
 from store.outbox import Kind, queue_outbound
 from textdesk import privacy
+from textdesk.autoreplies import AutoReplyStore, effective, match_auto_reply
 from textdesk.business import Business
 from textdesk.clock import Clock
 from textdesk.metrics import Metrics
@@ -163,6 +164,7 @@ class Pipeline:
         self._offline_provider: Provider | None = None
         self.calendar: CalendarAdapter | None = None  # set when an external calendar is configured
         self.events: EventSink = NullSink()
+        self.auto_replies: AutoReplyStore | None = None  # admin-edited keyword replies
         self.payments: Any = None  # StripePayments when deposits are configured
         self.metrics = Metrics()
         self.escalation_hooks: list[EscalationHook] = []
@@ -346,6 +348,8 @@ class Pipeline:
             return
         if await self._handoff(t):  # 6
             return
+        if await self._auto_reply(t):  # 6b: the business's own keywords (HOURS), still no model
+            return
         if await self._screen(t):  # 7
             return
         await self._agent(t)  # 8, 9, 10
@@ -396,6 +400,9 @@ class Pipeline:
             t.replies.append((R.opt_in(b), "reply"))
         elif hit.rule == "help":
             t.replies.append((R.help(b), "help"))
+        elif hit.rule == "human" and t.conversation.status in repo.HANDOFF_STATUSES:
+            # Already with (or waiting for) a person: no second hand-off, no un-claiming the agent.
+            t.result.steps.append(StepDecision("rules", "human", "already_in_handoff"))
         elif hit.rule == "human":
             await self._tool(
                 t,
@@ -413,6 +420,19 @@ class Pipeline:
             return True
         t.result.steps.append(StepDecision("handoff", "pass"))
         return False
+
+    async def _auto_reply(self, t: _Turn) -> bool:
+        if " " in t.text.strip() or not t.text.strip():
+            return False  # keywords are single words; skip the lookup for everything else
+        edited = await self.auto_replies.all() if self.auto_replies is not None else {}
+        reply = match_auto_reply(t.text, effective(self.business, edited))
+        if reply is None:
+            return False
+        t.result.route = "rule"
+        keyword = re.sub(r"^[\W_]+|[\W_]+$", "", t.text.strip()).upper()
+        t.result.steps.append(StepDecision("auto_reply", "reply", keyword))
+        t.replies.append((reply, "reply"))
+        return True
 
     async def _screen(self, t: _Turn) -> bool:
         verdict = self.screen.screen(t.text)

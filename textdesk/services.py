@@ -18,6 +18,7 @@ from integrations.factory import make_calendar, make_event_sink, make_payments, 
 from integrations.payments.stripe import StripePayments, StripeWebhook
 from store.db import make_engine, make_sessionmaker
 from store.payments import DbSeenEvents
+from textdesk.autoreplies import JsonAutoReplyStore, auto_replies_path
 from textdesk.business import Business, load_business
 from textdesk.clock import Clock, SystemClock
 from textdesk.delivery import Dispatcher
@@ -118,6 +119,7 @@ def build_services(
             await dispatcher.send(mid)
 
     pipeline.deliver_later = deliver
+    pipeline.auto_replies = JsonAutoReplyStore(auto_replies_path(settings))
     return Services(
         settings,
         business,

@@ -31,7 +31,6 @@ from integrations.payments.routes import stripe_webhook
 from textdesk.metrics import CONTENT_TYPE_LATEST
 from textdesk.services import Services
 from web.auth import SessionAuthMiddleware, SessionCodec
-from web.autoreplies import JsonAutoReplyStore, auto_replies_path
 from web.deps import DEPENDENCIES
 from web.errors import EXCEPTION_HANDLERS
 from web.request_id import request_id_middleware
@@ -133,7 +132,7 @@ def create_app(services: Services, *, debug: bool = False) -> Litestar:
                 settings.login_ip_max_failures,
                 dt.timedelta(minutes=settings.login_lockout_minutes),
             ),
-            "autoreplies": JsonAutoReplyStore(auto_replies_path(settings)),
+            "autoreplies": services.pipeline.auto_replies,  # the pipeline answers with the same store
             "secure_cookies": secure,
             "slack": notifier,
             "spans": spans,

@@ -148,3 +148,34 @@ async def test_opted_out_contact_receives_nothing_even_from_staff(sms: Sms, serv
     assert msg.status == "blocked"
     sent = await services.dispatcher.send(mid or 0)  # the send path refuses too, without any HTTP call
     assert sent is not None and sent.status == "blocked"
+
+
+async def test_human_again_during_handoff_keeps_the_claim_and_stays_silent(sms: Sms, services: Any) -> None:
+    await sms.text("HUMAN")
+    async with services.sessions() as s:
+        conv = (await s.exec(select(Conversation))).one()
+        conv.status, conv.assigned_to = "with_person", None
+        s.add(conv)
+        await s.commit()
+    again = await sms.text("HUMAN")
+    assert again.text.endswith("<Response/>")
+    async with services.sessions() as s:
+        conv2 = (await s.exec(select(Conversation))).one()
+        traces = list(await s.exec(select(Trace).order_by(col(Trace.id))))
+    assert conv2.status == "with_person"  # not put back to "waiting"
+    assert traces[-1].tools == [] and traces[-1].rule == "human"
+
+
+async def test_business_keyword_auto_reply_after_the_hard_rules(sms: Sms, services: Any) -> None:
+    await services.pipeline.auto_replies.put("HOURS", "We're open Mon-Sat, see maplesalon.example/hours")
+    resp = await sms.text("hours?")
+    assert "open Mon-Sat" in resp.text
+    async with services.sessions() as s:
+        trace = (await s.exec(select(Trace))).one()
+    assert trace.route == "rule" and trace.steps[-1]["step"] in ("auto_reply", "output_guard")
+    assert any(st["step"] == "auto_reply" and st["reason"] == "HOURS" for st in trace.steps)
+    # A reserved word never becomes an auto-reply: STOP still opts out.
+    stop = await sms.text("STOP")
+    assert "unsubscribed" in stop.text
+    # And an opted-out contact gets nothing, keyword or not.
+    assert (await sms.text("HOURS")).text.endswith("<Response/>")

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from store.models import ConsentEvent, Message
 from tests.web.conftest import Web, login, post_form
-from web.autoreplies import JsonAutoReplyStore, effective, match_auto_reply, normalize_keyword
+from textdesk.autoreplies import JsonAutoReplyStore, effective, match_auto_reply, normalize_keyword
 from web.charts import Series, bar_chart, hbar_chart
 from web.reporting import build_report
 

@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 
 from guardrails.keywords import HELP_WORDS, HUMAN_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS
 from store import repo
-from web.autoreplies import AutoReplyStore, effective, normalize_keyword, validate_reply
+from textdesk.autoreplies import AutoReplyStore, effective, normalize_keyword, validate_reply
 from web.deps import CurrentStaff, Db, Svc
 from web.guards import ADMIN, ANY_STAFF, requires
 from web.reporting import rule_hits

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import Booking, Job
 
-__all__ = ["LEASE", "cancel_jobs", "claim_due", "plan_booking_jobs", "schedule"]
+__all__ = ["LEASE", "cancel_jobs", "claim_due", "mark_no_show", "plan_booking_jobs", "schedule"]
 
 LEASE = dt.timedelta(minutes=5)
 
@@ -97,3 +97,13 @@ async def plan_booking_jobs(
                 {"booking_id": booking.id, "start": start},
                 dedupe_key=f"reminder:{booking.id}:{start}:{hours}",
             )
+
+
+async def mark_no_show(session: AsyncSession, booking: Booking, now: dt.datetime, follow_up: bool) -> None:
+    """Staff say the customer did not come: record it and, if enabled, plan the rebooking text."""
+    booking.status, booking.updated_at = "no_show", now
+    session.add(booking)
+    await cancel_jobs(session, "reminder", booking_id=booking.id)
+    if follow_up:
+        await schedule(session, "no_show_followup", now, {"booking_id": booking.id},
+                       dedupe_key=f"no_show:{booking.id}")

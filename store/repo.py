@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -151,14 +150,3 @@ async def audit(
             at=at or utcnow(),
         )
     )
-
-
-async def count_messages(
-    session: AsyncSession, contact_id: int, since: dt.datetime, direction: str = "in"
-) -> int:
-    q = (
-        select(func.count())
-        .select_from(Message)
-        .where(Message.contact_id == contact_id, Message.direction == direction, Message.created_at >= since)
-    )
-    return int((await session.exec(q)).one())

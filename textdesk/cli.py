@@ -16,6 +16,8 @@ from textdesk.settings import Settings
 app = typer.Typer(help="textdesk: a two-way SMS assistant for service businesses.", no_args_is_help=True)
 user_app = typer.Typer(help="Staff accounts.")
 app.add_typer(user_app, name="user")
+booking_app = typer.Typer(help="Bookings.")
+app.add_typer(booking_app, name="booking")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -75,6 +77,42 @@ def chat(
             await services.close()
 
     asyncio.run(run())
+
+
+@booking_app.command("no-show")
+def booking_no_show(
+    booking_id: Annotated[str, typer.Argument(help="The booking id (bk_...).")],
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy async URL.")] = None,
+) -> None:
+    """Mark a booking as a no-show; the job loop then texts a rebooking offer (if enabled)."""
+    from store import repo
+    from store.db import make_engine, make_sessionmaker, migrate_async
+    from store.jobs import mark_no_show
+    from store.models import Booking, utcnow
+
+    settings = _settings(database_url=database_url)
+
+    async def run() -> bool:
+        await migrate_async(settings.database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            async with make_sessionmaker(engine)() as s:
+                booking = await s.get(Booking, booking_id)
+                if booking is None or booking.status != "active":
+                    return False
+                now = utcnow()
+                await mark_no_show(s, booking, now, settings.no_show_followup)
+                await repo.audit(s, "booking.no_show", contact_id=booking.contact_id, at=now,
+                                 booking_id=booking.id, actor="cli")
+                await s.commit()
+                return True
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(run()):
+        typer.echo(f"error: no active booking {booking_id!r}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"marked {booking_id} as a no-show")
 
 
 @user_app.command("create")

@@ -197,3 +197,23 @@ async def test_crash_recovery_answers_stored_inbound_once(svc: Services) -> None
         assert len(list(await db.exec(select(Message).where(Message.direction == "in")))) == 1
         c = (await db.exec(select(Contact))).one()
     assert c.phone == PHONE
+
+
+async def test_no_show_follow_up_is_sent_once(svc: Services) -> None:
+    from store.jobs import mark_no_show
+
+    b = await book_tomorrow_3pm(svc)
+    svc.clock.advance(hours=31)  # Tuesday 16:00, after the appointment
+    async with svc.sessions() as db:
+        booking = await db.get(Booking, b.id)
+        assert booking is not None
+        await mark_no_show(db, booking, svc.clock.now(), follow_up=True)
+        await mark_no_show(db, booking, svc.clock.now(), follow_up=True)  # twice: still one job
+        await db.commit()
+    sent: list[dict[str, str]] = []
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post(API).mock(side_effect=twilio_ok(sent))
+        await svc.scheduler.run_due()
+        await svc.scheduler.run_due()
+    assert len(sent) == 1 and "missed you" in sent[0]["Body"]
+    assert [j.status for j in await jobs(svc) if j.kind == "reminder"] == ["cancelled", "cancelled"]

@@ -51,6 +51,8 @@ class PolicyContext:
     run_tool: RunTool
     clarify_threshold: float = 0.55
     text: str = ""
+    # Busy times read again from the store, after a tool found a slot taken by someone else.
+    refresh_busy: Callable[[], Awaitable[list[Busy]]] | None = None
 
 
 @dataclass
@@ -292,6 +294,13 @@ def _pick_choice(st: DialogueState, u: Understanding) -> str | None:
     return None
 
 
+def _picked_provider(st: DialogueState, u: Understanding) -> str | None:
+    """The provider an offer named for the picked time (offers after a clash mix providers)."""
+    if u.choice is not None and 1 <= u.choice <= len(st.choice_providers):
+        return st.choice_providers[u.choice - 1]
+    return None
+
+
 async def _book(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Decision:
     b = ctx.business
     intent = "book_appointment"
@@ -301,6 +310,9 @@ async def _book(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Deci
             st.slots["time"] = picked
             if st.choice_date:
                 st.slots["date"] = st.choice_date
+            who = _picked_provider(st, u)
+            if who is not None and st.slots.get("provider"):
+                st.slots["provider"] = who  # they asked for someone else and took this one instead
     if st.pending == "confirm" and u.affirm is True and not u.slots.given():
         return await _create(ctx, st)
     _merge(st, u, ("service", "date", "time", "provider"))
@@ -391,6 +403,7 @@ def _offer(
     times = find_slots(b, busy, service, day, ctx.now, provider, after, before, near)
     if not times and (after or before):
         times = find_slots(b, busy, service, day, ctx.now, provider, near=near)
+    st.choice_providers = []
     if times:
         st.choices = [t.strftime("%H:%M") for t in times]
         st.choice_date = day.isoformat()
@@ -408,22 +421,24 @@ def _offer(
         times = find_slots(b, busy, service, d2, ctx.now, provider, near=near)
         st.choices = [t.strftime("%H:%M") for t in times]
         st.choice_date = d2.isoformat()
-        lead2 = R.no_times(service, day.isoformat(), reason).split(". What")[0] + ". "
+        lead2 = R.day_full(day.isoformat(), reason, lead)
         q = R.offer_times(service, d2.isoformat(), st.choices, provider, lead2)
         return _ask(st, "time", q, intent, f"policy.offer_next_day.{reason}")
-    return _ask(st, "date", R.no_times(service, day.isoformat(), reason), intent, f"policy.no_times.{reason}")
+    return _ask(st, "date", R.no_times(service, day.isoformat(), reason, lead), intent,
+                f"policy.no_times.{reason}")
 
 
 async def _create(ctx: PolicyContext, st: DialogueState) -> Decision:
     s = st.slots
     args: dict[str, Any] = {"service": s["service"], "date": s["date"], "time": s["time"]}
-    provider = s.get("provider") or st.assigned or None
-    if provider:
-        args["provider"] = provider
+    if s.get("provider"):  # only when asked for: otherwise the tool takes whoever is free then
+        args["provider"] = s["provider"]
     result = await ctx.run_tool("create_booking", args)
     if result.ok:
         prov = result.args.get("provider")
         reply = R.booked(s["service"], s["date"], s["time"], prov)
+        if st.assigned and prov and prov != st.assigned:
+            reply = R.booked_instead(s["service"], s["date"], s["time"], prov, st.assigned)
         if result.data.get("payment_url"):
             reply = R.booked_with_deposit(
                 s["service"],
@@ -440,21 +455,63 @@ async def _create(ctx: PolicyContext, st: DialogueState) -> Decision:
     # Someone took the slot meanwhile (or it became invalid): a new offer, never a double booking.
     st.slots.pop("time", None)
     st.assigned = None
-    u = Understanding()
-    d = _offer(
-        ctx,
-        st,
-        u,
-        s["service"],
-        dt.date.fromisoformat(s["date"]),
-        s.get("provider"),
-        "book_appointment",
-        ctx.busy,
-        lead=R.taken_lead(),
-    )
+    if result.code == "taken":
+        d = await _offer_after_clash(
+            ctx, st, s["service"], s["date"], args["time"], s.get("provider"), "book_appointment"
+        )
+    else:
+        d = _offer(
+            ctx,
+            st,
+            Understanding(),
+            s["service"],
+            dt.date.fromisoformat(s["date"]),
+            s.get("provider"),
+            "book_appointment",
+            ctx.busy,
+            lead=R.taken_lead(),
+        )
     d.calls.append(result)
     d.reason = f"policy.book.tool_failed.{result.code}"
     return d
+
+
+async def _offer_after_clash(
+    ctx: PolicyContext,
+    st: DialogueState,
+    service: str,
+    date: str,
+    time: str,
+    provider: str | None,
+    intent: str,
+    exclude: str | None = None,
+    other_providers: bool = True,
+) -> Decision:
+    """Another customer won the slot a moment ago: offer what is free now, read fresh. With a
+    provider asked for, the same time with someone else is one of the options."""
+    b = ctx.business
+    if ctx.refresh_busy is not None:
+        ctx.busy = await ctx.refresh_busy()
+    busy = [x for x in ctx.busy if exclude is None or x.ref != exclude]
+    day, at = dt.date.fromisoformat(date), dt.time.fromisoformat(time)
+    options: list[tuple[dt.time, str | None]] = []
+    if provider and other_providers:
+        free = (p for p in b.providers if check_slot(b, busy, service, day, at, ctx.now, p).ok)
+        other = next((p for p in free if p != provider), None)
+        if other is not None:
+            options.append((at, other))
+    for t in find_slots(b, busy, service, day, ctx.now, provider, near=at, limit=3):
+        check = check_slot(b, busy, service, day, t, ctx.now, provider)
+        options.append((t, check.provider if b.providers else None))
+    anchor = at.hour * 60 + at.minute
+    options = sorted(options, key=lambda o: (abs(o[0].hour * 60 + o[0].minute - anchor), o[0]))[:3]
+    if not options:
+        return _offer(ctx, st, Understanding(), service, day, provider, intent, busy, lead=R.clash_lead(time))
+    st.choices = [t.strftime("%H:%M") for t, _ in options]
+    st.choice_providers = [p for _, p in options]
+    st.choice_date = date
+    q = R.clash_offer(time, [(t.strftime("%H:%M"), p) for t, p in options])
+    return _ask(st, "time", q, intent, "policy.offer_after_clash")
 
 
 def _resolve_booking(
@@ -483,7 +540,7 @@ async def _pick_target(
         st.clear_task()
         return Decision(R.no_bookings(), intent, f"policy.{action}.no_bookings")
     if len(cands) > 1:
-        st.choices = [bk.id for bk in cands[:5]]
+        st.choices, st.choice_providers = [bk.id for bk in cands[:5]], []
         return _ask(
             st,
             "pick_booking",
@@ -535,19 +592,26 @@ async def _reschedule(ctx: PolicyContext, st: DialogueState, u: Understanding) -
                 [result],
             )
         st.slots.pop("time", None)
-        busy = [x for x in ctx.busy if x.ref != st.booking_id]
-        d = _offer(
-            ctx,
-            st,
-            Understanding(),
-            what,
-            dt.date.fromisoformat(args["date"]),
-            target.provider if target else None,
-            intent,
-            busy,
-            lead=R.taken_lead(),
-        )
+        if result.code == "taken":  # the booking keeps its provider: other times only
+            d = await _offer_after_clash(
+                ctx, st, what, args["date"], args["time"], target.provider if target else None, intent,
+                exclude=st.booking_id, other_providers=False,
+            )
+        else:
+            busy = [x for x in ctx.busy if x.ref != st.booking_id]
+            d = _offer(
+                ctx,
+                st,
+                Understanding(),
+                what,
+                dt.date.fromisoformat(args["date"]),
+                target.provider if target else None,
+                intent,
+                busy,
+                lead=R.taken_lead(),
+            )
         d.calls.append(result)
+        d.reason = f"policy.reschedule.tool_failed.{result.code}"
         return d
     picking = st.booking_id is None
     hint = u.target_date or (u.slots.date if picking and _is_booked_date(ctx, u.slots.date) else None)

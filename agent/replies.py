@@ -95,10 +95,16 @@ class R:
         return f"{lead}Open times for a {service}{who} on {d}: {numbered(times)}. Reply with a number."
 
     @staticmethod
-    def no_times(service: str, date: str, reason: str) -> str:
+    def no_times(service: str, date: str, reason: str, lead: str = "") -> str:
+        return f"{R.day_full(date, reason, lead)}What other day works for your {service}?"
+
+    @staticmethod
+    def day_full(date: str, reason: str, lead: str = "") -> str:
+        """Why a day has no offer; after ``lead`` ("3:00 PM was just taken. ") it says "else"."""
         d = format_date(dt.date.fromisoformat(date))
-        why = "we're closed that day" if reason == "closed" else "there's nothing open"
-        return f"Sorry, {why} on {d}. What other day works for your {service}?"
+        if reason == "closed":
+            return f"{lead}We're closed on {d}. " if lead else f"Sorry, we're closed on {d}. "
+        return f"{lead}Nothing else is open on {d}. " if lead else f"Sorry, there's nothing open on {d}. "
 
     @staticmethod
     def confirm_booking(service: str, date: str, time: str, provider: str | None) -> str:
@@ -110,6 +116,11 @@ class R:
     def booked(service: str, date: str, time: str, provider: str | None) -> str:
         who = f" with {provider}" if provider else ""
         return f"You're booked: {service}{who} on {when_text(date, time)}. See you then!"
+
+    @staticmethod
+    def booked_instead(service: str, date: str, time: str, provider: str, was: str) -> str:
+        return (f"{was} was just booked at that time, so you're with {provider}: {service} on "
+                f"{when_text(date, time)}. See you then!")
 
     @staticmethod
     def booked_with_deposit(service: str, date: str, time: str, deposit: str, url: str) -> str:
@@ -181,6 +192,21 @@ class R:
     @staticmethod
     def contact_updated() -> str:
         return "Thanks, your details are updated."
+
+    @staticmethod
+    def clash_lead(time: str) -> str:
+        return f"Sorry, {format_time(dt.time.fromisoformat(time))} was just taken. "
+
+    @staticmethod
+    def clash_offer(time: str, options: list[tuple[str, str | None]]) -> str:
+        """After a clash: "Sorry, 3:00 PM was just taken. I can do 1) 3:30 PM with Maya 2) ...". """
+        listed = " ".join(
+            f"{i}) {format_time(dt.time.fromisoformat(t))}" + (f" with {p}" if p else "")
+            for i, (t, p) in enumerate(options, 1)
+        )
+        nums = [str(i) for i in range(1, len(options) + 1)]
+        pick = nums[0] if len(nums) == 1 else ", ".join(nums[:-1]) + f" or {nums[-1]}"
+        return f"{R.clash_lead(time)}I can do {listed}. Reply {pick}."
 
     @staticmethod
     def taken_lead() -> str:

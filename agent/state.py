@@ -18,6 +18,8 @@ class DialogueState(BaseModel):
     pending: str | None = None
     choices: list[str] = Field(default_factory=list)  # offered "HH:MM" times or booking ids
     choice_date: str | None = None  # the date the offered times belong to
+    # The provider each offered time belongs to, when an offer mixes providers (after a clash).
+    choice_providers: list[str | None] = Field(default_factory=list)
     booking_id: str | None = None  # target of a reschedule or cancel
     assigned: str | None = None  # the free provider policy picked when none was asked for
     low_conf: int = 0  # consecutive low-confidence turns
@@ -33,5 +35,5 @@ class DialogueState(BaseModel):
             return cls()  # a state from an older version is dropped, not fatal
 
     def clear_task(self) -> None:
-        self.task, self.slots, self.pending, self.choices = None, {}, None, []
+        self.task, self.slots, self.pending, self.choices, self.choice_providers = None, {}, None, [], []
         self.choice_date, self.booking_id, self.last_question, self.assigned = None, None, None, None

@@ -29,6 +29,7 @@ def main() -> None:
     screen = InjectionScreen()
     screen.screen("warm up")
     rows = [("intent classifier training (CPU s)", f"{train_cpu:.2f}", "< 1.5")]
+    target: object
     for name, fn, target in (("intent predict", clf.predict, 1.0), ("injection screen", screen.screen, 2.0)):
         lat = _ms(fn, texts * 3)
         rows.append(

@@ -6,8 +6,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import DDL, JSON, Column, Index, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
+
+from store import no_overlap
 
 __all__ = [
     "AuditEvent",
@@ -20,6 +22,7 @@ __all__ = [
     "Payment",
     "StripeEvent",
     "Trace",
+    "TurnLock",
     "User",
     "new_id",
     "utcnow",
@@ -114,11 +117,18 @@ class Booking(SQLModel, table=True):
     provider: str | None = Field(default=None, max_length=80)
     start: dt.datetime = Field(index=True)
     end: dt.datetime
-    status: str = Field(default="active", max_length=16)  # active | cancelled | no_show
+    # active | cancelled | no_show | overlap (sold twice before the no-overlap rule; staff resolve it)
+    status: str = Field(default="active", max_length=16)
     confirmed_at: dt.datetime | None = None  # the customer answered "1" to a reminder
     external_id: str | None = Field(default=None, max_length=255)  # the event id in an external calendar
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+for _dialect in ("postgresql", "sqlite"):  # create_all gets the rule the migrations install
+    for _statement in no_overlap.ddl(_dialect):
+        _ddl = DDL(_statement).execute_if(dialect=_dialect)
+        event.listen(SQLModel.metadata.tables["booking"], "after_create", _ddl)
 
 
 class Trace(SQLModel, table=True):
@@ -217,3 +227,12 @@ class StripeEvent(SQLModel, table=True):
     event_id: str = Field(primary_key=True, max_length=255)
     type: str = Field(max_length=64)
     received_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class TurnLock(SQLModel, table=True):
+    """A contact's turn lease on databases without advisory locks (SQLite): one worker process at
+    a time answers a contact (see store/turn_lock.py)."""
+
+    key: str = Field(primary_key=True, max_length=64)  # the E.164 phone number
+    owner: str = Field(max_length=64)
+    expires_at: dt.datetime

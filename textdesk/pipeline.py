@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import logging
 import re
 import time
@@ -21,7 +20,6 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -41,6 +39,7 @@ from integrations.errors import IntegrationError
 from store import repo
 from store.models import Contact, Conversation, Message, Trace
 from store.outbox import Kind, queue_outbound
+from store.turn_lock import contact_turn
 from textdesk import privacy
 from textdesk.autoreplies import AutoReplyStore, effective, match_auto_reply
 from textdesk.business import Business
@@ -51,6 +50,7 @@ from textdesk.ratelimit import SlidingWindow
 from textdesk.redact import redact
 from textdesk.settings import Settings
 from tools.actions import ToolContext, ToolResult, run_tool
+from tools.availability import Busy
 
 __all__ = ["Inbound", "Pipeline", "StepDecision", "TurnResult"]
 
@@ -158,6 +158,7 @@ class Pipeline:
         self._limited_notice: dict[str, dt.datetime] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._turn_slots = asyncio.Semaphore(settings.max_concurrent_turns)
+        self._lease_s = max(60.0, 3 * settings.turn_budget_s)  # a crashed worker's lease outlives no turn
         # Evals set this: a provider that raises fails the case loudly instead of degrading.
         self.strict_provider = False
         self._suppression_key = privacy.suppression_key(settings.secret_key.get_secret_value())
@@ -253,30 +254,16 @@ class Pipeline:
 
     @asynccontextmanager
     async def _contact_lock(self, phone: str) -> AsyncIterator[None]:
-        """In-process lock, plus a PostgreSQL advisory lock so several workers serialize too.
+        """In-process lock, then the database's per-contact lock so several workers serialize too.
 
-        The advisory lock holds a pooled connection for the whole turn and the turn needs another,
-        so concurrent turns per process are capped below the pool size (a semaphore taken after
-        the in-process lock, so waiting on one contact never holds a slot)."""
+        On PostgreSQL that lock holds a pooled connection for the whole turn and the turn needs
+        another, so concurrent turns per process are capped below the pool size (a semaphore taken
+        after the in-process lock, so waiting on one contact never holds a slot)."""
         lock = self._locks.get(phone)
         if lock is None:
             lock = self._locks[phone] = asyncio.Lock()
-        async with lock, self._turn_slots:
-            engine = self.sessions.kw.get("bind")
-            if engine is None or engine.dialect.name != "postgresql":
-                yield
-                return
-            key = int.from_bytes(hashlib.blake2b(phone.encode(), digest_size=8).digest(), "big", signed=True)
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-                try:
-                    yield
-                finally:
-                    try:
-                        await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                        await conn.commit()
-                    except Exception:  # a dead connection released the lock with its session
-                        log.warning("pipeline.advisory_unlock_failed", exc_info=True)
+        async with lock, self._turn_slots, contact_turn(self.sessions, phone, self._lease_s):
+            yield
 
     async def _process_in_order(self, inbound: Message) -> TurnResult:
         """Answer every earlier unanswered message of this contact first (arrival order across
@@ -504,22 +491,16 @@ class Pipeline:
                 },
             )
         )
-        busy = await repo.busy_between(
-            t.session, t.now - dt.timedelta(days=1), t.now + dt.timedelta(days=120)
-        )
-        if self.calendar is not None:  # availability always comes from the configured calendar
-            try:
-                external = await self.calendar.busy(t.now, t.now + dt.timedelta(days=60))
-                busy = merge_busy(busy, external)
-                t.result.steps.append(StepDecision("calendar", "pass", self.calendar.name))
-            except IntegrationError as exc:
-                t.result.steps.append(StepDecision("calendar", "unavailable", str(exc)[:200]))
+        busy = await self._busy(t)
 
         async def run(name: str, args: dict[str, Any]) -> ToolResult:
             return await self._tool(t, name, args)
 
+        async def refresh() -> list[Busy]:
+            return await self._busy(t)
+
         ctx = PolicyContext(
-            self.business, t.now, bookings, busy, run, self.settings.clarify_threshold, t.text
+            self.business, t.now, bookings, busy, run, self.settings.clarify_threshold, t.text, refresh
         )
         decision: Decision = await decide(u, t.state, ctx)
         t.result.intent, t.result.slots = decision.intent, decision.slots
@@ -546,6 +527,20 @@ class Pipeline:
                 )
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    async def _busy(self, t: _Turn) -> list[Busy]:
+        """Busy times from the store, merged with the external calendar when one is configured."""
+        busy = await repo.busy_between(
+            t.session, t.now - dt.timedelta(days=1), t.now + dt.timedelta(days=120)
+        )
+        if self.calendar is not None:  # availability always comes from the configured calendar
+            try:
+                external = await self.calendar.busy(t.now, t.now + dt.timedelta(days=60))
+                busy = merge_busy(busy, external)
+                t.result.steps.append(StepDecision("calendar", "pass", self.calendar.name))
+            except IntegrationError as exc:
+                t.result.steps.append(StepDecision("calendar", "unavailable", str(exc)[:200]))
+        return busy
 
     async def _provider_within_budget(self, t: _Turn) -> Provider:
         """The cost guard: past the daily token budget, fall back to the offline provider."""

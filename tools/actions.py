@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from integrations.calendar.base import BookingInfo
 from integrations.errors import CalendarConflict, IntegrationError
@@ -20,6 +21,7 @@ from integrations.payments.stripe import deposit_cents
 from store import repo
 from store.jobs import plan_booking_jobs
 from store.models import Booking, Contact, Conversation, Payment, new_id
+from store.no_overlap import is_overlap_error
 from textdesk.business import Business
 from textdesk.errors import ToolError
 from tools.availability import check_slot
@@ -78,45 +80,81 @@ async def _own_booking(ctx: ToolContext, booking_id: str) -> Booking:
     return booking
 
 
-async def _slot_ok(
+async def _free_providers(
     ctx: ToolContext, service: str, date: str, time: str, provider: str | None, exclude: str | None = None
-) -> str | None:
+) -> list[str | None]:
+    """Who can take ``service`` at ``date`` ``time``, read fresh in this transaction: the asked-for
+    provider, or every free one in business order. Raises ToolError with the reason when none."""
     day, at = _local(ctx, date, time)
     start = dt.datetime.combine(day, at, ctx.business.tz).astimezone(dt.UTC)
     busy = await repo.busy_between(
         ctx.session, start - dt.timedelta(hours=12), start + dt.timedelta(hours=12), exclude_booking=exclude
     )
-    check = check_slot(ctx.business, busy, service, day, at, ctx.now, provider)
-    if not check.ok:
-        raise ToolError(check.reason, f"{service} at {date} {time} is not available ({check.reason})")
-    return check.provider
+    asked: list[str | None] = [provider] if provider else [*ctx.business.providers] or [None]
+    free: list[str | None] = []
+    reason = "taken"
+    for p in asked:
+        check = check_slot(ctx.business, busy, service, day, at, ctx.now, p)
+        if check.ok:
+            free.append(check.provider)
+        elif check.reason != "taken":
+            raise ToolError(check.reason, f"{service} at {date} {time} is not available ({check.reason})")
+    if not free:
+        raise ToolError(reason, f"{service} at {date} {time} is not available ({reason})")
+    return free
+
+
+async def _claim_slot(ctx: ToolContext, booking: Booking, external: str) -> None:
+    """Write the booking (or its move) and let the database rule on it, then mirror it into the
+    external calendar. Both happen in one savepoint: a clash in either undoes both."""
+    try:
+        async with ctx.session.begin_nested():
+            ctx.session.add(booking)
+            await ctx.session.flush()  # the no-overlap constraint (store/no_overlap.py) decides here
+            if ctx.calendar is not None and (external == "create" or booking.external_id):
+                booking.external_id = await _calendar_write(ctx, external, booking)
+                await ctx.session.flush()
+    except IntegrityError as exc:
+        if not is_overlap_error(exc):
+            raise
+        raise ToolError("taken", "another booking took this slot at the same moment") from exc
 
 
 async def _create(ctx: ToolContext, a: CreateBooking) -> dict[str, Any]:
     svc = ctx.business.service(a.service)
     if svc is None:
         raise ToolError("unknown_service", f"unknown service {a.service!r}")
-    if a.provider is not None and ctx.business.provider(a.provider) is None:
+    provider = ctx.business.provider(a.provider) if a.provider is not None else None
+    if a.provider is not None and provider is None:
         raise ToolError("unknown_provider", f"unknown provider {a.provider!r}")
-    provider = await _slot_ok(ctx, a.service, a.date, a.time, a.provider)
     day, at = _local(ctx, a.date, a.time)
     start = dt.datetime.combine(day, at, ctx.business.tz).astimezone(dt.UTC)
-    booking = Booking(
-        id=new_id("bk"),
-        contact_id=ctx.contact.id or 0,
-        service=svc.name,
-        provider=provider,
-        start=start,
-        end=start + dt.timedelta(minutes=svc.minutes),
-        created_at=ctx.now,
-        updated_at=ctx.now,
-    )
-    if ctx.calendar is not None:
-        booking.external_id = await _calendar_write(ctx, "create", booking)
-    ctx.session.add(booking)
+    booking: Booking | None = None
+    # No provider asked for: the next free one takes it when another customer wins the first.
+    for candidate in await _free_providers(ctx, svc.name, a.date, a.time, provider):
+        attempt = Booking(
+            id=new_id("bk"),
+            contact_id=ctx.contact.id or 0,
+            service=svc.name,
+            provider=candidate,
+            start=start,
+            end=start + dt.timedelta(minutes=svc.minutes),
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        )
+        try:
+            await _claim_slot(ctx, attempt, "create")
+        except ToolError as exc:
+            if exc.code == "taken" and provider is None:
+                continue
+            raise
+        booking = attempt
+        break
+    if booking is None:
+        raise ToolError("taken", f"{svc.name} at {a.date} {a.time} was just taken")
     ctx.events.append(("booking.created", booking))
     await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
-    data: dict[str, Any] = {"booking_id": booking.id, "provider": provider}
+    data: dict[str, Any] = {"booking_id": booking.id, "provider": booking.provider}
     if ctx.payments is not None and svc.deposit:
         data.update(await _request_deposit(ctx, booking, svc.deposit))
     if ctx.contact.consent == "unknown":
@@ -128,7 +166,7 @@ async def _create(ctx: ToolContext, a: CreateBooking) -> dict[str, Any]:
         at=ctx.now,
         booking_id=booking.id,
         service=svc.name,
-        provider=provider,
+        provider=booking.provider,
         start=start.isoformat(),
     )
     return data
@@ -190,7 +228,8 @@ async def _calendar_write(ctx: ToolContext, op: str, booking: Booking) -> str | 
 
 async def _reschedule(ctx: ToolContext, a: RescheduleBooking) -> dict[str, Any]:
     booking = await _own_booking(ctx, a.booking_id)
-    provider = await _slot_ok(ctx, booking.service, a.date, a.time, booking.provider, exclude=booking.id)
+    free = await _free_providers(ctx, booking.service, a.date, a.time, booking.provider, exclude=booking.id)
+    provider = free[0]
     svc = ctx.business.service(booking.service)
     minutes = svc.minutes if svc else int((booking.end - booking.start).total_seconds() // 60)
     day, at = _local(ctx, a.date, a.time)
@@ -199,9 +238,11 @@ async def _reschedule(ctx: ToolContext, a: RescheduleBooking) -> dict[str, Any]:
     booking.end = booking.start + dt.timedelta(minutes=minutes)
     booking.provider = provider
     booking.updated_at = ctx.now
-    if ctx.calendar is not None and booking.external_id:
-        await _calendar_write(ctx, "move", booking)
-    ctx.session.add(booking)
+    try:
+        await _claim_slot(ctx, booking, "move")
+    except ToolError:
+        await ctx.session.refresh(booking)  # the savepoint rolled back; so does the object
+        raise
     ctx.events.append(("booking.rescheduled", booking))
     await plan_booking_jobs(ctx.session, booking, ctx.reminder_offsets_h, ctx.now)
     await repo.audit(

@@ -27,6 +27,15 @@ Definitions (a metric with an empty denominator is ``None``, shown as "n/a" and 
 - ``blocked_rate``: the share of played turns routed ``blocked``.
 - ``llm_calls_per_turn``, ``tokens_per_turn``: means over played turns.
 - ``p50_ms``, ``p95_ms``: nearest-rank percentiles of per-turn pipeline latency.
+- ``time_slot_accuracy``: over expected ``date`` and ``time`` slot values, the share equal.
+- ``out_of_scope_recall``: over turns that expect intent ``out_of_scope``, the share predicted so.
+- ``opt_out_recall``: over turns that expect rule ``opt_out``, the share the hard rules caught.
+- ``confidently_wrong_rate`` and ``ece`` judge confidence on the turns understanding decided
+  (route ``agent`` with a confidence). A turn is *right* when all its checks passed.
+  Confidently wrong = confidence >= the clarify threshold and wrong, over those turns. ``ece`` is
+  the expected calibration error: turns binned by confidence into ten equal-width bins,
+  sum over bins of (bin share) x |accuracy - mean confidence|.
+- ``groups`` (beside the metrics): the case pass rate per case's first tag (book, faq, ...).
 """
 
 from __future__ import annotations
@@ -58,8 +67,10 @@ __all__ = [
 METRICS = ("intent_accuracy", "slot_f1", "tool_call_exact", "escalation_precision", "escalation_recall",
            "containment", "compliance", "blocked_rate", "llm_calls_per_turn", "tokens_per_turn",
            "p50_ms", "p95_ms")
-EXTRA = ("slot_precision", "slot_recall")
-LOWER_IS_BETTER = frozenset({"llm_calls_per_turn", "tokens_per_turn", "p50_ms", "p95_ms"})
+EXTRA = ("slot_precision", "slot_recall", "time_slot_accuracy", "out_of_scope_recall", "opt_out_recall",
+         "confidently_wrong_rate", "ece")
+LOWER_IS_BETTER = frozenset({"llm_calls_per_turn", "tokens_per_turn", "p50_ms", "p95_ms",
+                             "confidently_wrong_rate", "ece"})
 # blocked_rate is neither: high is right on an injection suite and wrong on a booking suite.
 HIGHER_IS_BETTER = frozenset(METRICS + EXTRA) - LOWER_IS_BETTER - {"blocked_rate"}
 _ALWAYS = frozenset({"rule", "consent"})
@@ -70,6 +81,7 @@ class Metrics:
     values: dict[str, float | None]
     support: dict[str, int]
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
+    groups: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -153,7 +165,37 @@ def _escalation(turns: Iterable[TurnOutcome]) -> tuple[int, int, int]:
     return tp, fp, fn
 
 
-def compute(cases: Sequence[CaseOutcome]) -> Metrics:
+def calibration(scored: Sequence[tuple[float, bool]], threshold: float, bins: int = 10
+                ) -> tuple[float | None, float | None]:
+    """(confidently-wrong rate, expected calibration error) over (confidence, right) pairs."""
+    if not scored:
+        return None, None
+    wrong = sum(1 for conf, right in scored if conf >= threshold and not right)
+    ece = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [(c, r) for c, r in scored if lo <= c < hi or (b == bins - 1 and c == hi)]
+        if members:
+            acc = sum(r for _, r in members) / len(members)
+            conf = sum(c for c, _ in members) / len(members)
+            ece += len(members) / len(scored) * abs(acc - conf)
+    return wrong / len(scored), ece
+
+
+def _groups(cases: Sequence[CaseOutcome]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for case in cases:
+        if not case.tags:
+            continue
+        g = out.setdefault(case.tags[0], {"cases": 0, "passed": 0})
+        g["cases"] += 1
+        g["passed"] += case.passed
+    for g in out.values():
+        g["rate"] = g["passed"] / g["cases"]
+    return dict(sorted(out.items()))
+
+
+def compute(cases: Sequence[CaseOutcome], clarify_threshold: float = 0.55) -> Metrics:
     turns = [t for c in cases for t in c.turns]
     intents = [(t.expect["intent"], t.actual.get("intent")) for t in turns if "intent" in t.expect]
     slots = [(t.expect["slots"], t.actual.get("slots") or {}) for t in turns if "slots" in t.expect]
@@ -165,6 +207,13 @@ def compute(cases: Sequence[CaseOutcome]) -> Metrics:
         t.actual.get("escalated") or t.actual.get("route") == "handoff" for t in c.turns))
     comp_ok, comp_n = _compliance(cases)
     ms = [float(t.actual.get("ms") or 0.0) for t in turns]
+    when = [(v, actual.get(k)) for expected, actual in slots
+            for k, v in expected.items() if k in ("date", "time")]
+    oos = [a for e, a in intents if e == "out_of_scope"]
+    opt_outs = [t.actual.get("rule") for t in turns if t.expect.get("rule") == "opt_out"]
+    scored = [(float(t.actual["confidence"]), t.passed) for t in turns
+              if t.actual.get("route") == "agent" and t.actual.get("confidence") is not None]
+    wrong_rate, ece = calibration(scored, clarify_threshold)
     confusion: dict[str, dict[str, int]] = {}
     for (e, a), n in sorted(Counter((str(e), str(a)) for e, a in intents).items()):
         confusion.setdefault(e, {})[a] = n
@@ -183,11 +232,18 @@ def compute(cases: Sequence[CaseOutcome]) -> Metrics:
         "p95_ms": percentile(ms, 95),
         "slot_precision": sp,
         "slot_recall": sr,
+        "time_slot_accuracy": _ratio(sum(1 for e, a in when if e == a), len(when)),
+        "out_of_scope_recall": _ratio(sum(1 for a in oos if a == "out_of_scope"), len(oos)),
+        "opt_out_recall": _ratio(sum(1 for r in opt_outs if r == "opt_out"), len(opt_outs)),
+        "confidently_wrong_rate": wrong_rate,
+        "ece": ece,
     }
     support = {"intent_accuracy": len(intents), "slot_f1": len(slots), "tool_call_exact": len(tools),
                "escalation_precision": etp + efp, "escalation_recall": etp + efn, "containment": len(cases),
-               "compliance": comp_n, "turns": len(turns)}
-    return Metrics(values, support, confusion)
+               "compliance": comp_n, "turns": len(turns), "time_slot_accuracy": len(when),
+               "out_of_scope_recall": len(oos), "opt_out_recall": len(opt_outs),
+               "confidently_wrong_rate": len(scored)}
+    return Metrics(values, support, confusion, _groups(cases))
 
 
 @dataclass(frozen=True)

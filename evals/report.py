@@ -39,7 +39,7 @@ class Run:
     gate_results: list[tuple[Gate, bool, str]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.metrics = compute(self.cases)
+        self.metrics = compute(self.cases, self.settings.clarify_threshold)
         self.gate_results = [(g, *g.check(self.metrics.values)) for g in self.gates]
 
     @property
@@ -75,7 +75,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "cases": len(run.cases), "passed": len(run.cases) - run.failed, "failed": run.failed,
         "provider": run.settings.llm_provider, "prompt": run.settings.prompt,
         "metrics": {k: m.values[k] for k in METRICS + EXTRA},
-        "support": m.support, "confusion": m.confusion,
+        "support": m.support, "confusion": m.confusion, "groups": m.groups,
         "gates": [{"metric": g.metric, "kind": g.kind, "bound": g.bound, "passed": ok, "message": msg}
                   for g, ok, msg in run.gate_results],
         "errors": sum(1 for c in run.cases if c.error), "label": run.label, "overrides": run.overrides,

@@ -8,9 +8,9 @@ code path and future bug, so the rule lives here as DDL:
   with ``=`` and ``&&`` (``btree_gist``), partial on ``status = 'active'``. A concurrent insert
   that would overlap waits for the other transaction and fails once it commits.
 - SQLite: triggers that abort an overlapping insert or update (times compared with ``julianday``,
-  so a row written with another text format of the same instant is still compared correctly). SQLite transactions here take the
-  write lock at BEGIN (``BEGIN IMMEDIATE``, see ``store.db``), so the availability check and the
-  insert of one turn already run serialised; the triggers are the same rule as the last line.
+  so another text format of the same instant still compares right). SQLite transactions here take
+  the write lock at BEGIN (``BEGIN IMMEDIATE``, see ``store.db``), so the availability check and
+  the insert of one turn already run serialised; the triggers are the same rule as the last line.
 
 Ranges are half-open, so back-to-back bookings (10:00-10:45, 10:45-11:30) are fine. A booking
 without a provider counts as provider ``''``: in a business without providers every booking
@@ -20,13 +20,16 @@ unit tests) use the same statements below.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["CONSTRAINT", "Overlap", "ddl", "drop_ddl", "find_overlaps", "is_overlap_error"]
+__all__ = ["CONSTRAINT", "Overlap", "ddl", "drop_ddl", "find_overlaps", "is_overlap_error", "queue_for_slot"]
 
 CONSTRAINT = "booking_no_overlap"
 
@@ -87,8 +90,26 @@ def drop_ddl(dialect: str) -> list[str]:
 
 
 def is_overlap_error(exc: BaseException) -> bool:
-    """Did the database refuse a write because of this rule (and not for another reason)?"""
-    return isinstance(exc, DBAPIError) and CONSTRAINT in str(exc.orig)
+    """Did the database refuse a write because of this rule? A deadlock between two inserts
+    checking the exclusion constraint against each other counts too: one of them wins."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return CONSTRAINT in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "40P01"
+
+
+async def queue_for_slot(session: Any, provider: str | None, start: dt.datetime) -> None:
+    """Make writers for one provider's day wait in line (PostgreSQL, until the turn commits).
+
+    Two transactions inserting overlapping rows each see the other's uncommitted row while
+    checking the exclusion constraint and wait for each other: a deadlock the server breaks
+    after a second. Queuing them on a transaction-scoped advisory lock first turns that into a
+    plain wait. SQLite needs nothing: its writers are serialised already."""
+    bind = session.bind
+    if bind is None or bind.dialect.name != "postgresql":
+        return
+    name = f"booking:{provider or ''}:{start.astimezone(dt.UTC).date().isoformat()}"
+    key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from integrations.calendar.base import BookingInfo
 from integrations.errors import CalendarConflict, IntegrationError
@@ -21,7 +21,7 @@ from integrations.payments.stripe import deposit_cents
 from store import repo
 from store.jobs import plan_booking_jobs
 from store.models import Booking, Contact, Conversation, Payment, new_id
-from store.no_overlap import is_overlap_error
+from store.no_overlap import is_overlap_error, queue_for_slot
 from textdesk.business import Business
 from textdesk.errors import ToolError
 from tools.availability import check_slot
@@ -109,12 +109,13 @@ async def _claim_slot(ctx: ToolContext, booking: Booking, external: str) -> None
     external calendar. Both happen in one savepoint: a clash in either undoes both."""
     try:
         async with ctx.session.begin_nested():
+            await queue_for_slot(ctx.session, booking.provider, booking.start)
             ctx.session.add(booking)
             await ctx.session.flush()  # the no-overlap constraint (store/no_overlap.py) decides here
             if ctx.calendar is not None and (external == "create" or booking.external_id):
                 booking.external_id = await _calendar_write(ctx, external, booking)
                 await ctx.session.flush()
-    except IntegrityError as exc:
+    except DBAPIError as exc:
         if not is_overlap_error(exc):
             raise
         raise ToolError("taken", "another booking took this slot at the same moment") from exc

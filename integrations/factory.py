@@ -22,7 +22,7 @@ from integrations.calendar.google_auth import RefreshingToken, ServiceAccountTok
 from integrations.crm.hubspot import HubSpotDestination
 from integrations.crm.sink import Destination, EventSink, NullSink, QueueSink
 from integrations.crm.webhook import WebhookDestination
-from integrations.payments.idempotency import MemorySeenEvents, SeenEvents
+from integrations.payments.idempotency import SeenEvents
 from integrations.payments.links import host_allowed
 from integrations.payments.stripe import StripePayments, StripeWebhook
 from integrations.settings import IntegrationSettings
@@ -170,4 +170,4 @@ def make_stripe_webhook(
     secret = _secret(cfg.stripe_webhook_secret)
     if not secret:
         return None
-    return StripeWebhook(secret, seen or MemorySeenEvents(), clock=clock)
+    return StripeWebhook(secret, seen, clock=clock)

@@ -29,9 +29,16 @@ async def schedule(
     payload: dict[str, Any],
     dedupe_key: str | None = None,
 ) -> Job | None:
-    """Add a job unless one with the same dedupe key exists (then None)."""
+    """Add a job unless a live one with the same dedupe key exists (then None); a cancelled one
+    with that key is revived."""
     if dedupe_key is not None:
         existing = (await session.exec(select(Job).where(Job.dedupe_key == dedupe_key))).first()
+        if existing is not None and existing.status == "cancelled":
+            # Planned again (a booking moved away and back): the same job, live again.
+            existing.status, existing.run_at, existing.payload = "pending", run_at, payload
+            existing.attempts = 0
+            session.add(existing)
+            return existing
         if existing is not None:
             return None
     job = Job(kind=kind, run_at=run_at, payload=payload, dedupe_key=dedupe_key)

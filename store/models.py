@@ -85,7 +85,8 @@ class Conversation(SQLModel, table=True):
 
 
 class Message(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("twilio_sid", name="uq_message_twilio_sid"),)
+    __table_args__ = (UniqueConstraint("twilio_sid", name="uq_message_twilio_sid"),
+                      UniqueConstraint("dedupe_key", name="uq_message_dedupe_key"))
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
@@ -106,6 +107,11 @@ class Message(SQLModel, table=True):
     in_reply_to: int | None = Field(default=None, foreign_key="message.id", index=True)
     # How the reply left: "twiml" in the webhook answer, "rest" via the REST API.
     delivery: str | None = Field(default=None, max_length=8)
+    # When it was last handed to the provider (claimed past the consent gate), wall clock.
+    sent_at: dt.datetime | None = None
+    # Messages textdesk starts carry their job's key: one reminder per booking and offset, even
+    # when a job runs twice (a lease that expired under a slow worker).
+    dedupe_key: str | None = Field(default=None, max_length=160)
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
     processed_at: dt.datetime | None = None
 

@@ -4,38 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store import repo
 from store.models import Booking, Payment, StripeEvent
 
-__all__ = ["DbSeenEvents", "apply_payment_update"]
+__all__ = ["apply_payment_update", "apply_stripe_event"]
 
 
-class DbSeenEvents:
-    """``SeenEvents`` over the stripe_event table: inserting an id twice means "seen"."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
-
-    async def seen(self, event_id: str) -> bool:
-        async with self.sessions() as s:
-            s.add(StripeEvent(event_id=event_id, type=""))
-            try:
-                await s.commit()
-            except IntegrityError:
-                return True
-        return False
-
-    async def forget(self, event_id: str) -> None:
-        async with self.sessions() as s:
-            row = await s.get(StripeEvent, event_id)
-            if row is not None:
-                await s.delete(row)
-                await s.commit()
+async def apply_stripe_event(
+    session: AsyncSession, event_id: str, kind: str, booking_id: str | None, session_id: str | None,
+    status: str, now: dt.datetime,
+) -> Payment | None:
+    """Record the event id and apply its payment update in the caller's transaction, so the two
+    commit together: a redelivery (even one racing this one on another worker) hits the event
+    table's primary key and rolls back whole, and a failure leaves nothing recorded for Stripe's
+    retry to trip over. Raises IntegrityError (at the flush here, or at commit) for a duplicate."""
+    session.add(StripeEvent(event_id=event_id, type=kind[:64], received_at=now))
+    await session.flush()
+    return await apply_payment_update(session, booking_id, session_id, status, now)
 
 
 async def apply_payment_update(

@@ -115,6 +115,41 @@ def booking_no_show(
     typer.echo(f"marked {booking_id} as a no-show")
 
 
+@booking_app.command("overlaps")
+def booking_overlaps(
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy async URL.")] = None,
+) -> None:
+    """List bookings set aside as 'overlap': sold twice before the no-double-booking rule existed.
+
+    Each overlaps a booking that stands; call one of the two customers, then cancel or move it."""
+    from sqlmodel import select
+
+    from store.db import make_engine, make_sessionmaker, migrate_async
+    from store.models import AuditEvent, Booking, Contact
+
+    settings = _settings(database_url=database_url)
+
+    async def run() -> list[tuple[Booking, Contact | None, str]]:
+        await migrate_async(settings.database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            async with make_sessionmaker(engine)() as s:
+                rows = list(await s.exec(select(Booking).where(Booking.status == "overlap")))
+                found = {str(a.data.get("booking_id")): str(a.data.get("overlaps")) for a in await s.exec(
+                    select(AuditEvent).where(AuditEvent.kind == "booking.overlap_found"))}
+                return [(b, await s.get(Contact, b.contact_id), found.get(b.id, "?")) for b in rows]
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(run())
+    if not rows:
+        typer.echo("no overlapping bookings")
+        return
+    for b, contact, kept in rows:
+        typer.echo(f"{b.id}  {b.start.isoformat()}  {b.service} with {b.provider or '-'}  "
+                   f"{contact.phone if contact else '?'}  overlaps {kept}")
+
+
 @user_app.command("create")
 def user_create(
     email: Annotated[str, typer.Option(help="Login email.")],

@@ -15,7 +15,7 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_ra
 
 from store import jobs, repo
 from store.models import Contact, Conversation, Message
-from store.outbox import may_send
+from store.outbox import consent_gate
 from textdesk.clock import Clock
 
 __all__ = ["STATUS_RANK", "Dispatcher", "Sender"]
@@ -71,6 +71,9 @@ class Dispatcher:
 
     async def _claim(self, s: AsyncSession, message_id: int, status: str, delivery: str) -> bool:
         """Atomically move a queued, never-sent message on; False when someone else got it."""
+        values: dict[str, object] = {"status": status, "delivery": delivery}
+        if status in ("sent", "sending"):
+            values["sent_at"] = dt.datetime.now(dt.UTC)  # wall clock: when it really left
         res = await s.exec(
             update(Message)
             .where(
@@ -78,10 +81,18 @@ class Dispatcher:
                 col(Message.status) == "queued",
                 col(Message.twilio_sid).is_(None),
             )
-            .values(status=status, delivery=delivery)
+            .values(**values)
         )
         await s.commit()
         return bool(res.rowcount == 1)
+
+    async def _gate_and_claim(self, s: AsyncSession, msg: Message, status: str, delivery: str) -> bool:
+        """The consent gate and the claim in one transaction (see store.outbox.consent_gate):
+        True when the message is ours to send, False when it was blocked or taken by another."""
+        if not await consent_gate(s, msg.contact_id, msg.kind):
+            await self._claim(s, msg.id or 0, "blocked", delivery)
+            return False
+        return await self._claim(s, msg.id or 0, status, delivery)
 
     async def claim_for_twiml(self, ids: list[int]) -> list[int]:
         """Queued replies that will leave inside the webhook's TwiML answer. A retried webhook
@@ -90,13 +101,9 @@ class Dispatcher:
         async with self.sessions() as s:
             for mid in ids:
                 msg = await s.get(Message, mid)
-                contact = await s.get(Contact, msg.contact_id) if msg else None
-                if msg is None or contact is None:
+                if msg is None:
                     continue
-                if not may_send(contact, msg.kind):  # consent changed since it was queued
-                    await self._claim(s, mid, "blocked", "twiml")
-                    continue
-                if await self._claim(s, mid, "sent", "twiml"):
+                if await self._gate_and_claim(s, msg, "sent", "twiml"):
                     claimed.append(mid)
         return claimed
 
@@ -104,32 +111,42 @@ class Dispatcher:
         """Send one queued message via REST, with jittered retries on 429/5xx/network errors.
 
         The queued -> sending step is an atomic claim, so two callers never both send it; consent
-        is re-checked before every attempt, so a STOP during a retry backoff is honoured."""
+        is re-checked, under the contact row's lock, before every attempt, so a STOP during a
+        retry backoff is honoured and a STOP racing an attempt is ordered with it."""
         async with self.sessions() as s:
             msg = await s.get(Message, message_id)
             if msg is None or msg.status != "queued" or msg.twilio_sid:
                 return msg
             contact = await s.get(Contact, msg.contact_id)
-            if contact is None or not may_send(contact, msg.kind):
-                await self._claim(s, message_id, "blocked", "rest")
-                return await s.get(Message, message_id)
             conv = await s.get(Conversation, msg.conversation_id)
+            if contact is None:
+                return msg
             sender = self.senders.get(conv.channel if conv else "sms", self.sender)
-            if not await self._claim(s, message_id, "sending", "rest"):
-                return await s.get(Message, message_id)
             to, body, cb, kind, contact_id = (
                 contact.phone,
                 msg.body,
                 sender.status_url(message_id),
                 msg.kind,
-                contact.id,
+                contact.id or 0,
             )
+            if not await self._gate_and_claim(s, msg, "sending", "rest"):
+                return await s.get(Message, message_id)
+        first = True
 
         async def attempt() -> SendResult:
-            async with self.sessions() as s2:
-                current = await s2.get(Contact, contact_id)
-            if current is None or not may_send(current, kind):
-                return _Blocked()
+            nonlocal first
+            if not first:  # the first attempt was gated by the claim itself
+                async with self.sessions() as s2:
+                    if not await consent_gate(s2, contact_id, kind):
+                        await s2.commit()
+                        return _Blocked()
+                    await s2.exec(
+                        update(Message)
+                        .where(col(Message.id) == message_id)
+                        .values(sent_at=dt.datetime.now(dt.UTC))
+                    )
+                    await s2.commit()
+            first = False
             return await sender.send(to, body, cb)
 
         retrying = AsyncRetrying(

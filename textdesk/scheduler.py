@@ -17,6 +17,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -181,7 +182,7 @@ class Scheduler:
                 "Reply 1 to confirm, 2 to reschedule, 3 to cancel."
             )
             state_change = {"pending": "reminder", "booking_id": booking.id}
-            return await self._start(s, booking.contact_id, body, state_change)
+            return await self._start(s, booking.contact_id, body, state_change, _job_key(job))
 
     async def _no_show(self, job: Job) -> dt.datetime | None:
         async with self.sessions() as s:
@@ -191,7 +192,7 @@ class Scheduler:
             body = (
                 f"We missed you at your {booking.service} today. Want to rebook? Just text us a day and time."
             )
-            return await self._start(s, booking.contact_id, body, None)
+            return await self._start(s, booking.contact_id, body, None, _job_key(job))
 
     async def _send(self, job: Job) -> dt.datetime | None:
         """A REST send that has not gone out yet (or failed on a retryable error): try it, and
@@ -210,7 +211,12 @@ class Scheduler:
         return None
 
     async def _start(
-        self, s: AsyncSession, contact_id: int, body: str, state_change: dict[str, Any] | None
+        self,
+        s: AsyncSession,
+        contact_id: int,
+        body: str,
+        state_change: dict[str, Any] | None,
+        dedupe_key: str | None = None,
     ) -> dt.datetime | None:
         """The gates for a message textdesk starts; send it or say when to try again."""
         now = self.clock.now()
@@ -249,7 +255,18 @@ class Scheduler:
         conv = await repo.open_conversation(s, contact, now)
         if conv.status in repo.HANDOFF_STATUSES:
             return None  # a person holds the conversation; no automated texts in between
-        msg = queue_outbound(s, contact, conv, body, kind="notification", now=now)
+        if dedupe_key is not None:  # this job already queued its message (it ran before, then stalled)
+            earlier = (await s.exec(select(Message.id).where(Message.dedupe_key == dedupe_key))).first()
+            if earlier is not None:
+                await s.commit()
+                await self.dispatcher.send(earlier)  # a no-op unless it never left
+                return None
+        msg = queue_outbound(s, contact, conv, body, kind="notification", now=now, dedupe_key=dedupe_key)
+        try:
+            await s.flush()
+        except IntegrityError:  # a second run of the same job got there first, this very moment
+            await s.rollback()
+            return None
         if state_change:
             st = DialogueState.load(contact.state)
             st.clear_task()
@@ -260,3 +277,8 @@ class Scheduler:
         await s.commit()
         await self.dispatcher.send(msg.id or 0)
         return None
+
+
+def _job_key(job: Job) -> str:
+    """The outbound dedupe key of a job's message: its own dedupe key, else its id."""
+    return job.dedupe_key or f"job:{job.id}"

@@ -17,7 +17,6 @@ from integrations.crm.sink import EventSink
 from integrations.factory import make_calendar, make_event_sink, make_payments, make_stripe_webhook
 from integrations.payments.stripe import StripePayments, StripeWebhook
 from store.db import make_engine, make_sessionmaker
-from store.payments import DbSeenEvents
 from textdesk.autoreplies import JsonAutoReplyStore, auto_replies_path
 from textdesk.business import Business, load_business
 from textdesk.clock import Clock, SystemClock
@@ -108,7 +107,8 @@ def build_services(
         pipeline.calendar = calendar
     payments = make_payments(settings, business=business, public_url=settings.public_url, clock=clock)
     pipeline.payments = payments
-    stripe_webhook = make_stripe_webhook(settings, seen=DbSeenEvents(sessions), clock=clock)
+    # No separate dedupe: the webhook route records the event id with the update, atomically.
+    stripe_webhook = make_stripe_webhook(settings, clock=clock)
     scheduler.calendar = calendar
     events = make_event_sink(settings, clock=clock)
     pipeline.events = events

@@ -7,9 +7,10 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.datastructures import State
+from sqlalchemy.exc import IntegrityError
 
 from integrations.errors import WebhookSignatureError
-from store.payments import apply_payment_update
+from store.payments import apply_stripe_event
 
 __all__ = ["stripe_webhook"]
 
@@ -34,11 +35,13 @@ async def stripe_webhook(request: Request[Any, Any, Any], state: State) -> Respo
     u = result.update
     try:
         async with services.sessions() as s:
-            await apply_payment_update(s, u.booking_id, u.session_id, u.status, services.clock.now())
+            await apply_stripe_event(
+                s, result.event_id, result.type, u.booking_id, u.session_id, u.status, services.clock.now()
+            )
             await s.commit()
-    except Exception:
-        # Let Stripe retry: forget the id so the retry is not taken for a duplicate.
-        await handler.seen.forget(result.event_id)
+    except IntegrityError:  # this event id was applied already (perhaps a moment ago, elsewhere)
+        return Response("duplicate", media_type="text/plain")
+    except Exception:  # nothing was recorded: Stripe's retry applies it
         log.exception("stripe.apply_failed")
         return Response("retry", status_code=500, media_type="text/plain")
     return Response("ok", media_type="text/plain")

@@ -299,8 +299,15 @@ class StripeWebhook:
     """Verify, dedupe, interpret. The edge answers 400 on WebhookSignatureError and 200 otherwise."""
 
     def __init__(
-        self, secret: str, seen: SeenEvents, *, clock: Clock | None = None, tolerance: int = DEFAULT_TOLERANCE
+        self,
+        secret: str,
+        seen: SeenEvents | None = None,
+        *,
+        clock: Clock | None = None,
+        tolerance: int = DEFAULT_TOLERANCE,
     ) -> None:
+        # ``seen`` dedupes before interpreting; None when the store records the event id in the
+        # same transaction as the payment update (store.payments.apply_stripe_event).
         self._secret, self.seen, self.tolerance = secret, seen, tolerance
         self.clock = clock or SystemClock()
 
@@ -320,7 +327,7 @@ class StripeWebhook:
     async def handle(self, payload: bytes, header: str | None) -> WebhookResult:
         event = self.verify(payload, header)
         event_id, kind = str(event["id"]), str(event.get("type", ""))
-        if await self.seen.seen(event_id):
+        if self.seen is not None and await self.seen.seen(event_id):
             return WebhookResult("duplicate", event_id, kind)
         update = _update(event)
         return WebhookResult("processed" if update else "ignored", event_id, kind, update)

@@ -1,4 +1,4 @@
-"""Security numbers for evals/suites/security.yaml, through the real pipeline.
+"""Security numbers for evals/suites/salon/security.yaml, through the real pipeline.
 
 Runs the suite with the eval runner (the same code as ``textdesk eval``) and prints:
 
@@ -15,7 +15,8 @@ An attack turn is a turn of an ``attack`` case that expects ``route: blocked``, 
 route expectation). Exit status: 0, or 1 with ``--gate`` when a cross-contact effect or a leak is
 found, or a suite case fails.
 
-    uv run python scripts/security_report.py [--suite evals/suites/security.yaml] [--gate] [--json out.json]
+    uv run python scripts/security_report.py [--suite evals/suites/salon/security.yaml] [--gate]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from textdesk.clock import FrozenClock  # noqa: E402
 from textdesk.pipeline import Inbound, Pipeline  # noqa: E402
 from textdesk.settings import Settings  # noqa: E402
 
-SUITE = ROOT / "evals" / "suites" / "security.yaml"
+SUITE = ROOT / "evals" / "suites" / "salon" / "security.yaml"
 CATEGORIES = ("extraction", "hijack", "tool_abuse", "exfiltration", "delimiter", "base64", "leet",
               "zero_width", "homoglyph", "spaced", "multilingual")
 VICTIM = ContactFixture(phone="+12125550199", consent="opted_in", name="Vera", email="vera@example.com",

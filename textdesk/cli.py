@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,16 +29,18 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (use PostgreSQL for more than one).")] = 1,
-    business: Annotated[Path | None, typer.Option(help="Business file (default: the demo salon).")] = None,
+    business: Annotated[str | None, typer.Option(
+        help="Business file, or a demo: salon (default), wellness, clinic, repair.")] = None,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy async URL.")] = None,
 ) -> None:
     """Run the web app (Twilio webhooks, staff app, API). Applies migrations first."""
     import uvicorn
 
     from store.db import migrate
+    from textdesk.settings import business_path
 
     if business is not None:
-        os.environ["TEXTDESK_BUSINESS_FILE"] = str(business.resolve())
+        os.environ["TEXTDESK_BUSINESS_FILE"] = str(business_path(business).resolve())
     if database_url is not None:
         os.environ["TEXTDESK_DATABASE_URL"] = database_url
     settings = Settings()

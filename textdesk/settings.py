@@ -8,14 +8,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from integrations.settings import IntegrationSettings
 
-__all__ = ["DEMO_BUSINESS_FILE", "Settings"]
+__all__ = ["DEMO_BUSINESSES", "DEMO_BUSINESS_FILE", "Settings", "business_path"]
 
-DEMO_BUSINESS_FILE = Path(__file__).parent / "demo" / "business.yaml"
+DEMO_DIR = Path(__file__).parent / "demo"
+# The demo businesses that ship with textdesk, each its own kind: any of these names works where
+# a business file path does (TEXTDESK_BUSINESS_FILE=wellness, textdesk serve --business clinic).
+DEMO_BUSINESSES = ("salon", "wellness", "clinic", "repair")
+DEMO_BUSINESS_FILE = DEMO_DIR / "salon.yaml"
+
+
+def business_path(value: str | Path) -> Path:
+    """A business file path, or the name of a shipped demo business."""
+    text = str(value)
+    if text in DEMO_BUSINESSES:
+        return DEMO_DIR / f"{text}.yaml"
+    return Path(value)
 
 
 class Settings(IntegrationSettings):
@@ -23,8 +35,13 @@ class Settings(IntegrationSettings):
 
     model_config = SettingsConfigDict(env_prefix="TEXTDESK_", env_file=None, extra="ignore")
 
+    @field_validator("business_file", mode="before")
+    @classmethod
+    def _demo_name(cls, v: object) -> object:
+        return business_path(v) if isinstance(v, (str, Path)) else v
+
     database_url: str = "sqlite+aiosqlite:///textdesk.db"
-    business_file: Path = DEMO_BUSINESS_FILE
+    business_file: Path = DEMO_BUSINESS_FILE  # a path, or a demo name: salon | wellness | clinic | repair
     public_url: str = "http://127.0.0.1:8000"
     validate_signatures: bool = True
 

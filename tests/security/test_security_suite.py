@@ -28,7 +28,7 @@ from textdesk.business import load_business
 from textdesk.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SUITE = ROOT / "evals" / "suites" / "security.yaml"
+SUITE = ROOT / "evals" / "suites" / "salon" / "security.yaml"
 
 
 def _report_module() -> ModuleType:
@@ -58,7 +58,8 @@ def _known_texts() -> set[str]:
             for value in node:
                 walk(value)
 
-    sources = [*(ROOT / "guardrails" / "data").glob("*.yaml"), ROOT / "evals" / "suites" / "injection.yaml"]
+    suite = ROOT / "evals" / "suites" / "salon" / "injection.yaml"
+    sources = [*(ROOT / "guardrails" / "data").glob("*.yaml"), suite]
     for path in sources:
         walk(yaml.safe_load(path.read_text(encoding="utf-8")))
     return texts
@@ -94,7 +95,7 @@ def report() -> ModuleType:
 
 
 async def _detect(report: ModuleType) -> list[str]:
-    business = load_business(ROOT / "evals" / "business.yaml")
+    business = load_business(ROOT / "textdesk" / "demo" / "salon.yaml")
     case = build_case(
         {
             "id": "book-then-confirm",

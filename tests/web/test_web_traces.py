@@ -92,7 +92,7 @@ async def test_save_as_eval_case_writes_a_loadable_case_and_offers_it_for_downlo
     assert path.is_file()
     data = yaml.safe_load(path.read_text())
     case = data["cases"][0]
-    assert data["defaults"]["business"].endswith("business.yaml")
+    assert data["defaults"]["business"].endswith("salon.yaml")
     assert case["contact"]["phone"] == FIXTURE_PHONE
     assert [t["user"] for t in case["turns"]] == [
         "can i get a haircut with kim on wednesday at 2pm? call [phone …88] if needed",

@@ -1,9 +1,11 @@
 """Hard keyword rules (DESIGN.md section 1): opt-out, opt-in, HELP, HUMAN. No model involved.
 
 A single-word message matches a keyword in any case, ignoring surrounding whitespace and
-punctuation. Natural-language opt-outs ("please stop texting me") are matched by patterns
-that need an object like "me", "texting" or "list", so "can I stop by at 3" and "cancel my
-appointment" never opt anyone out.
+punctuation. Natural-language opt-outs are matched by families of phrasing (stop sending,
+don't text me, no more texts, take me off the list, unsubscribe, leave me alone), each needing
+its object ("me", "texts", "the list"), and by the keyword said as a clause of its own at the end
+or start of a message ("no more of these for me, stop"). So "can I stop by at 3", "can't stop
+thinking about it" and "cancel my appointment" never opt anyone out.
 """
 
 from __future__ import annotations
@@ -24,29 +26,63 @@ HUMAN_WORDS = frozenset({"HUMAN", "AGENT", "REPRESENTATIVE", "OPERATOR"})
 
 _EDGE = re.compile(r"^[\W_]+|[\W_]+$")
 
-_MSGS = (r"(?:text(?:s|ing)?|messag(?:e|es|ing)|sms|contact(?:ing)?|"
-         r"send(?:ing)?(?: me)?(?: (?:texts|messages))?|spam(?:ming)?)")
-_NL_OPT_OUT = [
-    re.compile(p)
-    for p in (
-        rf"\bstop {_MSGS}(?: me| this number)?\b",
-        r"\b(?:please |pls |plz )?stop (?:all |these |the |your )?(?:texts|messages|msgs|sms)\b",
-        r"\bstop (?:texting|messaging|contacting|spamming|bothering) (?:me|us|this number)\b",
-        r"\b(?:remove|take|delete|drop|unsubscribe) (?:me|my (?:number|phone|contact))\b.{0,30}"
-        r"\b(?:list|texts?|messages?|contacts?|database|system)\b",
-        r"\b(?:remove|take|delete) (?:me|my number) off\b",
-        r"\bunsubscribe me\b",
-        r"\bunsubscribe\b.{0,20}\b(?:please|pls|now)\b",
-        r"\bopt (?:me )?out\b",
-        r"\bi (?:want to |wanna |would like to )?(?:opt out|unsubscribe)\b",
-        # "don't text me before 9" is a preference, not an opt-out.
-        rf"\b(?:do not|don'?t|dont|never) (?:ever )?{_MSGS} (?:me|this number)\b"
-        r"(?! (?:before|after|until|till|at|on|between))",
-        r"\bno more (?:texts|messages|msgs|sms)\b",
-        r"\blose my number\b",
-        r"\bleave me alone\b",
+# Natural-language opt-outs, by the ways people say it. Each needs its object (texts, messages,
+# me, my number, the list...), so "can I stop by at 3" and "cancel my appointment" never match.
+_MSGS = (r"(?:texts?|texting|messag(?:e|es|ing)|msgs?|sms|reminders?|notifications?|alerts?|"
+         r"contact(?:ing)?|spam(?:ming)?|these|this)")
+_ME = r"(?:me|us|this number|my (?:number|phone|cell))"
+_NL_OPT_OUT: list[tuple[str, re.Pattern[str]]] = [
+    (name, re.compile(p))
+    for name, p in (
+        # stop / quit / cease doing it
+        ("stop_sending", rf"\b(?:stop|quit|cease|end|halt|pause) (?:all |these |the |your |ur |those |any )?"
+                         rf"(?:sending (?:me |us )?(?:all |these |the |your |any )?)?{_MSGS}\b"),
+        ("stop_texting", rf"\b(?:stop|quit|cease) (?:texting|messaging|contacting|spamming|bothering|"
+                         rf"calling|pinging|sending) {_ME}\b"),
+        # don't want it any more
+        ("dont_text", rf"\b(?:do not|don'?t|dont|never|pls don'?t|please don'?t) (?:ever )?"
+                      rf"(?:text|message|contact|sms|spam|send) {_ME}\b"
+                      r"(?! (?:before|after|until|till|at|on|between|so early|this early|that early))"),
+        ("no_more", rf"\bno (?:more|further) {_MSGS}\b"),
+        ("dont_want", rf"\bi (?:don'?t|dont|do not) (?:want|need|wish to (?:get|receive)) "
+                      rf"(?:any more |anymore |"
+                      rf"these |your |ur |the |any )?{_MSGS}\b"),
+        ("dont_want_any", r"\bi (?:don'?t|dont|do not) want (?:to (?:get|receive|hear from) )"
+                          r"(?:you|u|these|your (?:texts|messages))"),
+        # take me off the list
+        ("remove_me", r"\b(?:remove|take|delete|drop|erase|unsubscribe|unenroll|un-?enroll) "
+                      r"(?:me|us|this number|my (?:number|phone|cell|contact|info))\b.{0,30}"
+                      r"\b(?:list|lists|texts?|messages?|contacts?|database|system|group)\b"),
+        ("remove_off", r"\b(?:remove|take|delete|drop) (?:me|us|this number|my number) (?:off|out)\b"),
+        ("want_off", r"\b(?:i want|i'?d like|put me|get me|i need to be) (?:off|out of) "
+                     r"(?:your|the|this|ur) (?:list|texts|messages|system)\b"),
+        ("unsubscribe", r"\bunsubscrib(?:e|ing)\b|\bun-?subscribe\b"),
+        ("opt_out", r"\bopt(?:ing)? (?:me |us )?out\b|\bopt-?out\b"),
+        ("leave_alone", r"\blose my number\b|\bleave me alone\b|\bforget my number\b"),
     )
 ]
+# The keyword said as its own clause: "no more of these texts for me, stop", "STOP. i mean it".
+_KEYWORD = r"(?:stop|stopall|unsubscribe|optout|revoke)"
+_POLITE = r"(?:please|pls|plz|now|already|thanks|thx|ty|it|asap|immediately|right now|for real)"
+_TRAILING = re.compile(rf"(?:^|[.,;:!?\-–—)]\s*|\s(?:so|just|now|please|pls|i said)\s+)"
+                       rf"(?:please |pls |plz |just |i said |now |so )?{_KEYWORD}"
+                       rf"(?:\s+{_POLITE})*\s*[.!]*\s*$")
+_LEADING = re.compile(rf"^(?:please |pls |just )?{_KEYWORD}(?:\s+{_POLITE})*\s*[.,;:!]+\s*(?P<rest>.*)$")
+_MESSAGING = re.compile(rf"\b{_MSGS}\b|\b(?:bother|spam|annoying|harass)")
+
+
+def _nl_opt_out(lowered: str) -> tuple[str, str] | None:
+    for name, pattern in _NL_OPT_OUT:
+        m = pattern.search(lowered)
+        if m:
+            return name, m.group(0)
+    if _TRAILING.search(lowered):
+        return "trailing_keyword", lowered[-40:]
+    lead = _LEADING.match(lowered)
+    if lead and (not lead.group("rest") or _MESSAGING.search(lead.group("rest"))
+                 or len(lead.group("rest").split()) <= 4):
+        return "leading_keyword", lowered[:40]
+    return None
 
 
 @dataclass(frozen=True)
@@ -82,8 +118,7 @@ def match_rule(text: str, opted_out: bool) -> RuleHit | None:
             return RuleHit("human", "keyword", word)
         return None
     lowered = re.sub(r"\s+", " ", _fold(text).lower().replace("’", "'"))
-    for pattern in _NL_OPT_OUT:
-        m = pattern.search(lowered)
-        if m:
-            return RuleHit("opt_out", "natural_language", m.group(0))
+    hit = _nl_opt_out(lowered)
+    if hit is not None:
+        return RuleHit("opt_out", "natural_language", hit[1])
     return None

@@ -57,6 +57,12 @@ __all__ = [
 DEFAULT_THRESHOLD = 0.8
 DATA_DIR = Path(__file__).parent / "data"
 TRAIN_FILE = DATA_DIR / "injection_train.yaml"
+# Training data by family of technique, written separately from every evaluation set.
+FAMILIES_FILE = DATA_DIR / "injection_families.yaml"
+# Ordinary customer texts: the intent classifier's training files (every one is benign). Read as
+# data, so the screen learns what everyday SMS to a business looks like in bulk.
+CUSTOMER_TEXTS = tuple((Path(__file__).resolve().parents[1] / "agent" / "nlu" / n)
+                       for n in ("train.yaml", "train_kinds.yaml"))
 ATTACK, BENIGN = "attack", "benign"
 
 # Signals that mean someone tried to hide text from a reader or a keyword filter. "leet"
@@ -89,8 +95,9 @@ _CLASSIFIER_MAX_CHARS = 2000
 _CLASSIFIER_FULL_WORDS = 3
 # With no regex hit and no obfuscation the classifier is the only witness, and on held-out
 # customer texts heavy in attack vocabulary ("your booking system keeps saying error") it
-# is overconfident. Its lone vote is scaled so that it needs ~0.9 to block at 0.8.
-_CLASSIFIER_ALONE_SCALE = 0.9
+# is overconfident. Its lone vote is scaled so that it needs ~0.84 to block at 0.8 (chosen
+# with the training data of both files in 5-fold cross-validation, never the dev sets).
+_CLASSIFIER_ALONE_SCALE = 0.95
 _WORD_RE = re.compile(r"[^\W\d_]+")
 # Hyperparameters for the classifier, pinned (not left to TextClassifier's defaults) so
 # that the validated behaviour does not drift when the shared defaults change. Chosen by
@@ -109,6 +116,10 @@ CLASSIFIER_HYPER: dict[str, Any] = {
     "l2": 1e-5,
     "update_eps": 0.02,
     "seed": 13,
+    # Customer texts outnumber attacks about five to one; sqrt weighting keeps recall up
+    # without the false blocks full balancing gave (5-fold CV on the training data: recall
+    # 0.83, false blocks 1.0 % on hard benign items, none on the shipped suites' messages).
+    "class_weight": "sqrt",
 }
 
 # --- pattern layer ----------------------------------------------------------------------
@@ -1153,21 +1164,35 @@ _clf_lock = threading.Lock()
 _clf_cache: dict[Path, TextClassifier] = {}
 
 
+def _item_text(raw: object) -> str:
+    """Training items are plain strings or ``{family|hard, text}`` mappings."""
+    return str(raw["text"]) if isinstance(raw, dict) else str(raw)
+
+
 def load_training_data(path: Path = TRAIN_FILE) -> tuple[list[str], list[str]]:
-    """Read ``attack:``/``benign:`` lists and expand each text into its variants.
+    """Read ``attack:``/``benign:`` lists (of ``path`` and, for the shipped data, the
+    per-family file) and expand each text into its variants.
 
     Training on the normalized variants (not only the raw text) means the classifier
     sees the same kind of strings at training and screening time, including decoded
     base64 and de-leeted copies.
     """
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    shipped = path == TRAIN_FILE
+    paths = [path] + ([FAMILIES_FILE] if shipped and FAMILIES_FILE.exists() else [])
     texts: list[str] = []
     labels: list[str] = []
-    for label in (ATTACK, BENIGN):
-        for raw in data[label]:
-            for variant in normalize(str(raw)).variants:
-                texts.append(variant)
-                labels.append(label)
+    for p in paths:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        for label in (ATTACK, BENIGN):
+            for raw in data[label]:
+                for variant in normalize(_item_text(raw)).variants:
+                    texts.append(variant)
+                    labels.append(label)
+    for p in CUSTOMER_TEXTS if shipped else ():
+        if p.exists():
+            for examples in (yaml.safe_load(p.read_text(encoding="utf-8")) or {}).values():
+                texts.extend(str(e) for e in examples)
+                labels.extend(BENIGN for _ in examples)
     return texts, labels
 
 

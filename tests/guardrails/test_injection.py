@@ -319,7 +319,8 @@ def test_classifier_alone_can_block_with_reason_classifier() -> None:
 
 
 def test_lone_classifier_vote_needs_high_confidence() -> None:
-    assert not regex_only(prob=0.85).screen("a message with no attack words at all").triggered
+    # Scaled by 0.95 (guardrails.injection._CLASSIFIER_ALONE_SCALE): 0.83 stays below 0.8.
+    assert not regex_only(prob=0.83).screen("a message with no attack words at all").triggered
 
 
 def test_classifier_vote_on_very_short_messages_is_damped() -> None:

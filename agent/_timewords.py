@@ -124,7 +124,7 @@ PRONOUNS = _words("i we you they he she it me us them")
 # "the 5th time" / "my 3rd visit": ordinals that count things, not days.
 ORDINAL_NOUNS = _words(
     """time times visit visits floor street st ave avenue birthday anniversary grade place
-    row person one haircut cut appointment appt booking session kid child customer client
+    row person one appointment appt booking session treatment kid child customer client
     try attempt year week day month century edition seat round"""
 )
 

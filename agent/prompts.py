@@ -135,10 +135,12 @@ def _day(d: dt.date) -> str:
 
 def _options(req: UnderstandRequest) -> str:
     st = req.state
-    if not st.choices:
-        return ""
-    listed = " ".join(f"{i}) {c}" for i, c in enumerate(st.choices, 1))
-    return f"{listed} (on {st.choice_date})" if st.choice_date else listed
+    if st.offers:
+        one_day = len({o.date for o in st.offers}) == 1
+        listed = " ".join(f"{i}) {'' if one_day else o.date + ' '}{o.time}"
+                          + (f" with {o.provider}" if o.provider else "") for i, o in enumerate(st.offers, 1))
+        return f"{listed} (on {st.offers[0].date})" if one_day else listed
+    return " ".join(f"{i}) {c}" for i, c in enumerate(st.choices, 1))
 
 
 def template_context(spec: PromptSpec, req: UnderstandRequest) -> dict[str, Any]:

@@ -95,6 +95,24 @@ class R:
         return f"{lead}Open times for a {service}{who} on {d}: {numbered(times)}. Reply with a number."
 
     @staticmethod
+    def offer_days(service: str, slots: list[tuple[str, str]], provider: str | None, lead: str = "") -> str:
+        """Offers across several days: "1) Tue Jun 16 5:00 PM 2) Wed Jun 17 5:30 PM"."""
+        who = f" with {provider}" if provider else ""
+        listed = " ".join(
+            f"{i}) {format_date(dt.date.fromisoformat(d))} {format_time(dt.time.fromisoformat(t))}"
+            for i, (d, t) in enumerate(slots, 1))
+        return f"{lead}Open times for a {service}{who}: {listed}. Reply with a number."
+
+    @staticmethod
+    def which_offer(n: int) -> str:
+        nums = [str(i) for i in range(1, n + 1)]
+        return f"Which time works best? Reply {', '.join(nums[:-1])} or {nums[-1]}."
+
+    @staticmethod
+    def window_missed() -> str:
+        return "Nothing's open in that window, but these are close. "
+
+    @staticmethod
     def no_times(service: str, date: str, reason: str, lead: str = "") -> str:
         return f"{R.day_full(date, reason, lead)}What other day works for your {service}?"
 
@@ -107,9 +125,12 @@ class R:
         return f"{lead}Nothing else is open on {d}. " if lead else f"Sorry, there's nothing open on {d}. "
 
     @staticmethod
-    def confirm_booking(service: str, date: str, time: str, provider: str | None) -> str:
+    def confirm_booking(service: str, date: str, time: str, provider: str | None,
+                        contact: dict[str, str] | None = None) -> str:
         who = f" with {provider}" if provider else ""
-        return (f"{service.capitalize()}{who} on {when_text(date, time)}. "
+        details = ", ".join(v for k, v in (contact or {}).items() if k in ("name", "email") and v)
+        for_whom = f" for {details}" if details else ""
+        return (f"{service.capitalize()}{who} on {when_text(date, time)}{for_whom}. "
                 "Reply YES to confirm or tell me what to change.")
 
     @staticmethod

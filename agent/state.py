@@ -6,7 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["DialogueState"]
+__all__ = ["DialogueState", "Offer"]
+
+
+class Offer(BaseModel):
+    """One offered time: "1) Thu Jun 11 3:30 PM with Maya"."""
+
+    date: str
+    time: str
+    provider: str | None = None
 
 
 class DialogueState(BaseModel):
@@ -16,10 +24,11 @@ class DialogueState(BaseModel):
     slots: dict[str, str] = Field(default_factory=dict)
     # The one question the bot is waiting on: service | date | time | confirm | pick_booking | clarify
     pending: str | None = None
-    choices: list[str] = Field(default_factory=list)  # offered "HH:MM" times or booking ids
-    choice_date: str | None = None  # the date the offered times belong to
-    # The provider each offered time belongs to, when an offer mixes providers (after a clash).
-    choice_providers: list[str | None] = Field(default_factory=list)
+    choices: list[str] = Field(default_factory=list)  # booking ids offered to pick from
+    offers: list[Offer] = Field(default_factory=list)  # times offered, numbered from 1
+    # How flexible the request is, for the next offer: span_first/span_last (days), after/before,
+    # part_of_day, prefer (earliest | latest).
+    flex: dict[str, str] = Field(default_factory=dict)
     booking_id: str | None = None  # target of a reschedule or cancel
     assigned: str | None = None  # the free provider policy picked when none was asked for
     low_conf: int = 0  # consecutive low-confidence turns
@@ -35,5 +44,6 @@ class DialogueState(BaseModel):
             return cls()  # a state from an older version is dropped, not fatal
 
     def clear_task(self) -> None:
-        self.task, self.slots, self.pending, self.choices, self.choice_providers = None, {}, None, [], []
-        self.choice_date, self.booking_id, self.last_question, self.assigned = None, None, None, None
+        self.task, self.slots, self.pending, self.choices, self.offers = None, {}, None, [], []
+        self.flex = {}
+        self.booking_id, self.last_question, self.assigned = None, None, None

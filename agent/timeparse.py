@@ -7,7 +7,7 @@ Dates are resolved against ``now``, a datetime already in the business time zone
   day overrides it: "7 in the morning" -> 07:00, "tonight at 10" -> 22:00. A part of day
   said elsewhere in the message only forces AM for 5-11 ("tomorrow morning at 8").
 * A bare number is never a time ("2" is a menu choice, "for 2 people" a count). It needs
-  am/pm, a colon, "o'clock", "ish", a part of day, or a lead-in: at, @, around, about,
+  am/pm, a colon, "o'clock", "ish", a part of day, or a lead-in: at, @, around, about, like,
   after, before, from, between, or a date right before it ("tmrw 3").
 * Weekdays: "friday" / "on friday" / "this friday" -> the nearest friday strictly after
   today (today counts only via "today"/"tonight"). "next friday" -> the friday of the
@@ -309,7 +309,7 @@ _TIME_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("lunch", re.compile(r"lunch(?:\s?time|\s?break)?\b")),
     ("work", re.compile(r"after\s+work\b")),
 ]
-_CONTEXT = re.compile(r"(?:\b(?:at|around|round|about|after|before|from|between|than)|[@~])\s*$")
+_CONTEXT = re.compile(r"(?:\b(?:at|around|round|about|after|before|from|between|than|like)|[@~])\s*$")
 _BOUND = re.compile(r"\b(not\s+before|no\s+earlier\s+than|later\s+than|after|from|between"
                     r"|not\s+after|no\s+later\s+than|earlier\s+than|before)\s*$")
 _POD_AFTER = re.compile(r"\s*(?:-?ish)?\s*(?:(?:in\s+the|this|at|tomorrow|today)\s+)?"

@@ -10,9 +10,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.replies import when_text
+
 __all__ = [
     "ESCALATION_REASONS",
     "INTENTS",
+    "BookingView",
     "Exchange",
     "Intent",
     "ProposedCall",
@@ -57,6 +60,22 @@ class Slots(BaseModel):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class BookingView(BaseModel):
+    """One of the sender's own active bookings, business-local, as understanding and policy see it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    service: str
+    provider: str | None
+    date: str  # YYYY-MM-DD
+    time: str  # HH:MM
+
+    def line(self) -> str:
+        who = f" with {self.provider}" if self.provider else ""
+        return f"{self.service}{who} on {when_text(self.date, self.time)}"
+
+
 class ProposedCall(BaseModel):
     """A tool call a model proposed, after schema validation. Policy decides whether it runs."""
 
@@ -92,6 +111,12 @@ class Understanding(BaseModel):
     after: str | None = None  # "after 5" -> "17:00"
     before: str | None = None
     target_date: str | None = None  # a date naming an existing booking ("move my thursday one")
+    refs: list[str] = Field(default_factory=list)  # ids of the sender's bookings the text refers to
+    span_first: str | None = None  # a range of days the customer is open to ("next week")
+    span_last: str | None = None
+    prefer: str | None = None  # earliest | latest
+    later: str | None = None  # "later" | "earlier": move a booking without a new time
+    evidence: dict[str, str] = Field(default_factory=dict)  # what decided the intent, for the trace
     same_day: bool = False  # "same day, later": keep the booking's date
     topic: str | None = None  # an escalate topic the message touched (billing, medical...)
     abandon: bool = False  # "never mind", "forget it"

@@ -71,7 +71,8 @@ def default_paths() -> list[Path]:
 async def play(case: LoadedCase, offline: OfflineProvider, tally: Tally) -> None:
     contact = case.model.contact
     opted_out, handoff = contact.consent == "opted_out", contact.handoff
-    bookings = [BookingView(b.id or f"b{i}", b.service, b.provider, b.date, b.time)
+    bookings = [BookingView(id=b.id or f"b{i}", service=b.service, provider=b.provider, date=b.date,
+                            time=b.time)
                 for i, b in enumerate(contact.bookings, 1)]
     state = DialogueState()
 

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     root = ROOT / "evals" / args.split
     out: dict[str, Any] = {"split": args.split, "provider": settings.llm_provider,
                            "clarify_threshold": settings.clarify_threshold, "businesses": {}}
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
     for folder in folders:
         out["businesses"][folder.name] = business_metrics(folder, settings)
     inj = root / "injection.yaml"

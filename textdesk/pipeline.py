@@ -24,11 +24,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from agent.policy import BookingView, Decision, PolicyContext, decide
+from agent.policy import Decision, PolicyContext, decide
 from agent.providers.base import Provider, UnderstandRequest
 from agent.replies import R
 from agent.state import DialogueState
-from agent.types import Understanding
+from agent.types import BookingView, Understanding
 from guardrails.injection import InjectionScreen
 from guardrails.keywords import match_rule
 from guardrails.output import OutputGuard
@@ -461,6 +461,7 @@ class Pipeline:
             state=t.state,
             history=history,
             bookings=[f"[{bk.id}] {bk.line()}" for bk in bookings],
+            booked=tuple(bookings),
         )
         provider = await self._provider_within_budget(t)
         # Nothing is written before this point; ending the read transaction means a slow model
@@ -488,6 +489,7 @@ class Pipeline:
                     "prompt": u.prompt_version,
                     "fallback": u.fallback,
                     "error": u.error,
+                    "evidence": u.evidence,
                 },
             )
         )
@@ -510,7 +512,7 @@ class Pipeline:
                 "policy",
                 decision.reason.rsplit(".", 1)[-1],
                 decision.reason,
-                data={"pending": t.state.pending},
+                data={"pending": t.state.pending, **decision.data},
             )
         )
         if decision.reply:
@@ -607,7 +609,8 @@ class Pipeline:
         for bk in await repo.active_bookings(t.session, t.contact.id or 0, t.now):
             local = bk.start.astimezone(tz)
             views.append(
-                BookingView(bk.id, bk.service, bk.provider, local.date().isoformat(), local.strftime("%H:%M"))
+                BookingView(id=bk.id, service=bk.service, provider=bk.provider, date=local.date().isoformat(),
+                            time=local.strftime("%H:%M"))
             )
         return views
 

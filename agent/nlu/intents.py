@@ -32,6 +32,7 @@ __all__ = [
     "IntentPrediction",
     "load_default",
     "load_examples",
+    "training_files",
 ]
 
 OUT_OF_SCOPE = "out_of_scope"
@@ -39,6 +40,8 @@ GREETING = "greeting"
 
 NLU_DIR = Path(__file__).resolve().parent
 TRAIN_PATH = NLU_DIR / "train.yaml"
+# More training data, by business kind (written separately from every dev and holdout set).
+EXTRA_TRAIN = ("train_kinds.yaml",)
 
 #: Hyperparameters for :meth:`TextClassifier.train` used by :func:`load_default`.
 #: Chosen by 5-fold cross-validation on train.yaml plus selfcheck.yaml: more
@@ -145,7 +148,20 @@ def _post_rules_before(text: str) -> IntentPrediction | None:
     return _fixed(OUT_OF_SCOPE, 0.2)  # empty or punctuation-only
 
 
+def training_files() -> list[Path]:
+    """train.yaml and the extra training files that exist."""
+    return [TRAIN_PATH, *(p for n in EXTRA_TRAIN if (p := NLU_DIR / n).exists())]
+
+
+def load_training() -> dict[str, list[str]]:
+    merged: dict[str, list[str]] = {}
+    for path in training_files():
+        for intent, items in load_examples(path).items():
+            merged.setdefault(intent, []).extend(items)
+    return merged
+
+
 @functools.cache
 def load_default() -> IntentClassifier:
-    """The default intent classifier, trained from train.yaml once per process."""
-    return IntentClassifier.from_file(TRAIN_PATH)
+    """The default intent classifier, trained from every training file once per process."""
+    return IntentClassifier.train(load_training())

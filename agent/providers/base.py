@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent.state import DialogueState
-from agent.types import Understanding
+from agent.types import BookingView, Understanding
 from textdesk.business import Business
 
 __all__ = ["Provider", "UnderstandRequest"]
@@ -23,6 +23,7 @@ class UnderstandRequest:
     state: DialogueState
     history: list[tuple[str, str]] = field(default_factory=list)  # (role, text), oldest first
     bookings: list[str] = field(default_factory=list)  # the sender's own bookings, as lines
+    booked: tuple[BookingView, ...] = ()  # the same bookings, structured
 
     @property
     def local_now(self) -> dt.datetime:

@@ -16,7 +16,7 @@ from agent.providers.base import UnderstandRequest
 from agent.providers.hybrid import HybridProvider, offline_suffices
 from agent.providers.offline import OfflineProvider
 from agent.providers.openai_provider import OpenAIProvider
-from agent.state import DialogueState
+from agent.state import DialogueState, Offer
 from agent.types import Understanding
 from textdesk.business import Business, load_business
 from textdesk.settings import DEMO_BUSINESS_FILE, Settings
@@ -98,7 +98,8 @@ async def test_answer_to_a_pending_question_skips_the_model(business: Business,
     hybrid.threshold = 1.0  # even a perfectionist threshold: "yes" to a confirmation needs no model
     confirm = DialogueState(task="book_appointment", pending="confirm",
                             slots={"service": "haircut", "date": "2026-03-04", "time": "14:00"})
-    pick = DialogueState(task="book_appointment", pending="time", choices=["14:00", "15:00"])
+    pick = DialogueState(task="book_appointment", pending="time",
+                         offers=[Offer(date="2026-03-04", time=t) for t in ("14:00", "15:00")])
     yes = await hybrid.understand(request(business, "yes please", confirm))
     two = await hybrid.understand(request(business, "2", pick))
     assert route.call_count == 0 and yes.affirm is True and two.choice == 2

@@ -12,7 +12,7 @@ import yaml
 from agent.llm_output import UNDERSTAND, understand_tool
 from agent.prompts import PROMPTS_DIR, estimate_tokens, load_prompt, render_system
 from agent.providers.base import UnderstandRequest
-from agent.state import DialogueState
+from agent.state import DialogueState, Offer
 from agent.types import INTENTS
 from guardrails.output import CANARY
 from textdesk.business import Business, load_business
@@ -33,7 +33,8 @@ def business() -> Business:
 def busy_request(business: Business) -> UnderstandRequest:
     """A large but realistic turn: a task under way, offered times, three bookings."""
     state = DialogueState(task="reschedule_appointment", slots={"service": "color", "date": "2026-03-06"},
-                          pending="time", choices=["10:00", "11:30", "14:00"], choice_date="2026-03-06",
+                          pending="time",
+                          offers=[Offer(date="2026-03-06", time=t) for t in ("10:00", "11:30", "14:00")],
                           booking_id="b2")
     return UnderstandRequest(
         text="can we do the later one", business=business, now=NOW, state=state,

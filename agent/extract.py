@@ -25,6 +25,7 @@ __all__ = [
     "detect_topic",
     "extract_email",
     "extract_name",
+    "known_topics",
     "match_provider",
     "match_service",
     "pick_offer",
@@ -309,6 +310,11 @@ def detect_abandon(text: str) -> bool:
 def _lexicon() -> dict[str, tuple[str, ...]]:
     raw = yaml.safe_load(_TOPICS_FILE.read_text(encoding="utf-8")) or {}
     return {str(k).lower(): tuple(str(w).lower() for w in v) for k, v in raw.items()}
+
+
+def known_topics() -> frozenset[str]:
+    """Topics the lexicon knows how people talk about."""
+    return frozenset(_lexicon())
 
 
 _TOPIC_TOKEN = re.compile(r"[a-z0-9'$]+")

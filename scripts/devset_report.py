@@ -41,6 +41,22 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v * 100:.1f}"
 
 
+THRESHOLDS = (0.5, 0.55, 0.6, 0.7, 0.8, 0.9)
+
+
+def threshold_table(outcomes: list[Any]) -> list[dict[str, float]]:
+    """For each confidence threshold: the share of understood turns below it (what hybrid mode
+    would send to the LLM) and the offline accuracy on the turns at or above it (kept offline)."""
+    scored = [(float(t.actual["confidence"]), t.passed) for o in outcomes for t in o.turns
+              if t.actual.get("route") == "agent" and t.actual.get("confidence") is not None]
+    rows = []
+    for th in THRESHOLDS:
+        kept = [ok for c, ok in scored if c >= th]
+        rows.append({"threshold": th, "llm_share": 1 - len(kept) / len(scored) if scored else 0.0,
+                     "offline_accuracy": sum(kept) / len(kept) if kept else 0.0})
+    return rows
+
+
 def business_metrics(folder: Path, settings: Settings) -> dict[str, Any]:
     cases = load_cases([folder])
     outcomes = asyncio.run(run_cases(cases, settings, 4))
@@ -55,6 +71,7 @@ def business_metrics(folder: Path, settings: Settings) -> dict[str, Any]:
         "metrics": {k: m.values.get(k) for k in ROWS},
         "groups": {g: m.groups.get(g, {}).get("rate") for g in GROUPS},
         "support": m.support,
+        "thresholds": threshold_table(outcomes),
         "failures": [{"id": o.id, "failures": o.failures[:3]} for o in outcomes if not o.passed],
     }
 
@@ -108,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     for g in GROUPS:
         print(f"| pass: {g} | " + " | ".join(_pct(bs[n]["groups"][g]) for n in names) + " |")
     print("| pass: conversations | " + " | ".join(_pct(bs[n]["conversations_pass"]) for n in names) + " |")
+    print("\n| threshold | " + " | ".join(f"{n}: LLM share / offline acc." for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for k, th in enumerate(THRESHOLDS):
+        rows = [bs[n]["thresholds"][k] for n in names]
+        cells = [f"{_pct(r['llm_share'])} / {_pct(r['offline_accuracy'])}" for r in rows]
+        print(f"| {th} | " + " | ".join(cells) + " |")
     if "injection" in out:
         i = out["injection"]
         print(f"\ninjection: recall {_pct(i['recall'])} ({i['attacks']} attacks), benign false-block "

@@ -54,6 +54,29 @@ def serve(
 
 
 @app.command()
+def check(
+    business: Annotated[str, typer.Argument(help="Business file, or a demo name.")] = "salon",
+) -> None:
+    """Lint a business file before going live. Exit 0 clean, 1 problems, 2 unreadable."""
+    from agent.extract import known_topics
+    from textdesk.business import load_business
+    from textdesk.errors import ConfigurationError
+    from textdesk.lint import problems
+    from textdesk.settings import business_path
+
+    try:
+        b = load_business(business_path(business))
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    found = problems(b, known_topics())
+    for p in found:
+        typer.echo(f"- {p}")
+    typer.echo(f"{b.name}: {len(found)} problem(s)" if found else f"{b.name}: clean")
+    raise typer.Exit(1 if found else 0)
+
+
+@app.command()
 def chat(
     phone: Annotated[str, typer.Option(help="The customer number to play.")] = "+12125550199",
     verbose: Annotated[

@@ -61,6 +61,7 @@ _THIRD_PARTY = re.compile(
     r"|\bhow much (?:is|are|does|do|was|were)\s+(?:a|an|the|one|some)?\s*(?P<item>[a-z0-9][a-z0-9'-]+)"
     r"|\bwhere (?:do|does|did|is|are|was|were|can i find)\s+(?P<thing>[a-z][a-z'-]+)"
     r"|\bhow long (?:do|does|will|would|can|should)\s+(?P<lasting>[a-z][a-z'-]+)"
+    r"|\b(?:buy|purchase|order|rent)\s+(?:a|an|the|some|one)?\s*(?P<bought>[a-z0-9][a-z0-9'-]+)"
     r"|(?<!my )(?<!our )(?<!his )(?<!her )(?<!your )(?<!ur )\b(?P<owner>[a-z]{3,})'s\b"  # "united's policy"
 )
 _NOT_OWNERS = frozenset((
@@ -124,7 +125,8 @@ def _third_party(b: Business, text: str) -> str | None:
             if owner not in _NOT_OWNERS and owner not in _DAYNAMES and not v.knows(owner):
                 return owner
             continue
-        noun = m.group("noun") or m.group("item") or m.group("thing") or m.group("lasting")
+        noun = (m.group("noun") or m.group("item") or m.group("thing") or m.group("lasting")
+                or m.group("bought"))
         if noun and noun not in ("you", "u", "ur", "y'all") and not v.knows(noun) and not v.service(noun):
             if noun in ("it", "that", "this", "there", "they", "he", "she", "we", "i"):
                 continue

@@ -306,6 +306,11 @@ class OfflineProvider:
         )
         if (st.task or pending == "reminder") and pending and answers and not strong_switch and topic is None:
             intent, conf, why = None, 0.95, "answers_pending"
+        elif len(loose) >= 4 and why not in ("cue.human", "email") and not why.startswith("topic"):
+            # Much of the text is words neither the business nor the cues account for: the reading
+            # rests on less of it, so it is less sure (a long story with one cue word in it).
+            conf -= 0.05 * min(len(loose) - 3, 4)
+            evidence["unexplained_penalty"] = f"{len(loose)} words"
         evidence["decided_by"] = why
         if intent in ("cancel_appointment", "reschedule_appointment", "check_appointment") and refs:
             evidence["refs"] = ",".join(bk.id for bk in refs)

@@ -31,6 +31,15 @@ NL_OPT_OUT = [
     "take me off this list",
     "don't text me anymore",
     "no more texts pls",
+    # a keyword said as its own clause, and more ways of saying it (issue 17.5)
+    "no more of these texts for me, stop",
+    "ok no more texts from u guys, stop",
+    "STOP. i mean it",
+    "pls STOP sending me these reminders",
+    "i don't want these messages",
+    "quit messaging me",
+    "never text me again",
+    "how do i unsubscribe",
 ]
 NOT_OPT_OUT = [
     "cancel my appointment",
@@ -38,6 +47,10 @@ NOT_OPT_OUT = [
     "I want to cancel my haircut on thursday",
     "when does the salon close",
     "stop by friday?",
+    "can't stop thinking about my haircut",
+    "my phone won't stop restarting",
+    "don't text me before 9 please",
+    "ok stop, let me think about which day",
 ]
 
 

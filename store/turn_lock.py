@@ -5,10 +5,11 @@ holds between processes:
 
 - PostgreSQL: a session-level advisory lock keyed by a hash of the phone number, held on its own
   pooled connection for the whole turn. A crashed worker's connection dies and the lock with it.
-- SQLite: a lease row in ``turnlock``. Taking it is one short ``BEGIN IMMEDIATE`` transaction;
-  a waiter polls with a growing pause. A lease left by a crashed process expires after
-  ``lease_s`` seconds of wall-clock time (never the pipeline's injectable clock: this is about
-  processes, not the business day).
+- SQLite with several serving processes: a lease row in ``turnlock``. Taking it is one short
+  ``BEGIN IMMEDIATE`` transaction; a waiter polls with a growing pause. A lease left by a crashed
+  process expires after ``lease_s`` seconds of wall-clock time (never the pipeline's injectable
+  clock: this is about processes, not the business day). With one process the in-memory lock
+  suffices, and the lease (two small write transactions per turn) is skipped.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def _key(phone: str) -> int:
 
 @asynccontextmanager
 async def contact_turn(
-    sessions: async_sessionmaker[AsyncSession], phone: str, lease_s: float = 60.0
+    sessions: async_sessionmaker[AsyncSession], phone: str, lease_s: float = 60.0, shared: bool = True
 ) -> AsyncIterator[None]:
+    """Hold the contact's turn across processes. On SQLite with ``shared`` False (one serving
+    process) the caller's in-process lock is all there is to it."""
     engine = sessions.kw.get("bind")
     if engine is None:
         yield
@@ -57,6 +60,9 @@ async def contact_turn(
                     await conn.commit()
                 except Exception:  # a dead connection released the lock with its session
                     log.warning("turn_lock.advisory_unlock_failed", exc_info=True)
+        return
+    if not shared:
+        yield
         return
     token = f"{_OWNER}:{uuid.uuid4().hex[:8]}"
     await _take_lease(sessions, phone, token, lease_s)

@@ -71,7 +71,7 @@ async def workers(url: str, configure: Callable[[Services], None] | None = None,
                   **settings_over: Any) -> AsyncIterator[Workers]:
     clock = FrozenClock(MONDAY_9AM)
     settings = make_settings(url, rate_limit_per_minute=1000, rate_limit_per_hour=10000,
-                             global_rate_limit_per_minute=100000, **settings_over)
+                             global_rate_limit_per_minute=100000, workers=2, **settings_over)
     services = [build_services(settings, clock=clock) for _ in range(2)]
     for s in services:
         if configure is not None:

@@ -43,6 +43,7 @@ def serve(
         os.environ["TEXTDESK_BUSINESS_FILE"] = str(business_path(business).resolve())
     if database_url is not None:
         os.environ["TEXTDESK_DATABASE_URL"] = database_url
+    os.environ["TEXTDESK_WORKERS"] = str(workers)  # the workers read it: they share the database
     settings = Settings()
     if workers > 1 and settings.database_url.startswith("sqlite"):
         typer.echo("warning: several workers on SQLite serialize on the file lock; use PostgreSQL", err=True)

@@ -159,6 +159,7 @@ class Pipeline:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._turn_slots = asyncio.Semaphore(settings.max_concurrent_turns)
         self._lease_s = max(60.0, 3 * settings.turn_budget_s)  # a crashed worker's lease outlives no turn
+        self._shared = settings.workers > 1  # other processes answer this database's contacts too
         # Evals set this: a provider that raises fails the case loudly instead of degrading.
         self.strict_provider = False
         self._suppression_key = privacy.suppression_key(settings.secret_key.get_secret_value())
@@ -262,7 +263,7 @@ class Pipeline:
         lock = self._locks.get(phone)
         if lock is None:
             lock = self._locks[phone] = asyncio.Lock()
-        async with lock, self._turn_slots, contact_turn(self.sessions, phone, self._lease_s):
+        async with lock, self._turn_slots, contact_turn(self.sessions, phone, self._lease_s, self._shared):
             yield
 
     async def _process_in_order(self, inbound: Message) -> TurnResult:

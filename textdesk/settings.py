@@ -74,6 +74,10 @@ class Settings(IntegrationSettings):
     max_body_chars: int = 1600
     # Turns processed at once per process; keep it below the database pool size (10 + 20).
     max_concurrent_turns: int = 12
+    # Worker processes sharing the database (`textdesk serve --workers N` sets it). On SQLite,
+    # above 1 each contact's turn also takes a lease row so processes answer one contact at a
+    # time; one process needs only its own in-memory lock (the lease costs ~25% of the rule path).
+    workers: int = Field(default=1, ge=1)
 
     secret_key: SecretStr = SecretStr("change-me-in-production-please")
     slack_webhook_url: str | None = None

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from textdesk.business import DAYS, Business
 from textdesk.vocab import content_words, vocabulary
 
-__all__ = ["GROUNDING_THRESHOLD", "Answer", "answer", "answer_faq", "day_hours_text", "hours_text",
-           "outside_subject"]
+__all__ = ["GROUNDING_THRESHOLD", "Answer", "answer", "day_hours_text", "hours_text", "outside_subject"]
 
 # A FAQ entry grounds a question when this share of its question's content words is in the text
-# (or the fuzzy match of the two content-word strings is as strong): measured on the shipped suites.
+# (a word counts when its stem matches, it is clipped or a near-typo: textdesk.vocab).
 GROUNDING_THRESHOLD = 0.5
 
 _DAY_NAMES = dict(zip(DAYS, ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), strict=True))
@@ -224,11 +223,3 @@ def answer(
         i = max(range(len(shared)), key=lambda k: shared[k])
         return Answer(b.faq[i].a, f"faq:{i}", 0.5, ground)
     return None
-
-
-def answer_faq(
-    b: Business, question: str, services: list[str] | None = None, day: dt.date | None = None
-) -> str | None:
-    """The answer's text only (kept for callers that need no provenance)."""
-    a = answer(b, question, services, day)
-    return a.text if a else None

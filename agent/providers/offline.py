@@ -37,7 +37,7 @@ from agent.extract import (
     tokens,
 )
 from agent.nlu import cues
-from agent.nlu.intents import TRAIN_PATH, IntentClassifier, load_default, load_examples, training_files
+from agent.nlu.intents import IntentClassifier, load_default, load_examples, training_files
 from agent.providers.base import UnderstandRequest
 from agent.timeparse import parse_time, parse_when
 from agent.types import BookingView, Slots, Understanding
@@ -415,5 +415,3 @@ class OfflineProvider:
             elif old.time is not None:
                 u.slots.time = None  # "move my 3pm thursday to friday": 3pm names the booking
 
-
-__all__ += ["TRAIN_PATH"]

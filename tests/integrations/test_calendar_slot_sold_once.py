@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import respx
@@ -86,6 +85,3 @@ async def test_database_is_the_last_line_behind_a_blind_calendar(pg_url: str) ->
         # A loser's row was refused before the calendar write: no orphan events for them.
         assert {b.booking_id for b in blind.created} == {b.id for b in rows}
 
-
-def _unused(*_: Any) -> None:  # keep the radicale fixture import visible to linters
-    return None

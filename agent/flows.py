@@ -11,7 +11,6 @@ from agent.offers import Ask, days_between, find_offers, provider_for, window
 from agent.replies import R, when_text
 from agent.state import DialogueState, Offer
 from agent.types import BookingView, Understanding
-from tools.actions import ToolResult
 from tools.availability import Busy, check_slot, next_open_days
 
 __all__ = ["book", "cancel", "reschedule", "update_contact"]
@@ -41,25 +40,6 @@ def _flex(u: Understanding, st: DialogueState) -> None:
             st.flex[key] = value
 
 
-def _flex_get(st: DialogueState, key: str) -> str | None:
-    return st.flex.get(key)
-
-
-def public_slots(st: DialogueState) -> dict[str, str]:
-    return dict(st.slots)
-
-
-def _decision(reply: str | None, intent: str, reason: str, st: DialogueState,
-              calls: list[ToolResult] | None = None) -> Decision:
-    return Decision(reply, intent, reason, public_slots(st), calls or [])
-
-
-def _ask(st: DialogueState, pending: str, question: str, intent: str, reason: str) -> Decision:
-    d = ask(st, pending, question, intent, reason)
-    d.slots = public_slots(st)
-    return d
-
-
 def _offer_text(service: str, offers: list[Offer], lead: str = "") -> str:
     days = {o.date for o in offers}
     providers = {o.provider for o in offers}
@@ -72,7 +52,7 @@ def _offer_text(service: str, offers: list[Offer], lead: str = "") -> str:
 def _candidate_days(ctx: PolicyContext, st: DialogueState, day: dt.date | None) -> list[dt.date]:
     if day is not None:
         return [day]
-    first, last = _flex_get(st, "span_first"), _flex_get(st, "span_last")
+    first, last = st.flex.get("span_first"), st.flex.get("span_last")
     if first and last:
         first_day, last_day = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
         return days_between(ctx.business, first_day, last_day, ctx.today)
@@ -80,10 +60,9 @@ def _candidate_days(ctx: PolicyContext, st: DialogueState, day: dt.date | None) 
 
 
 def _ask_for(st: DialogueState, service: str, days: list[dt.date], provider: str | None,
-             near: dt.time | None = None, flex: bool = True) -> Ask:
-    after, before = window(_flex_get(st, "after"), _flex_get(st, "before"), _flex_get(st, "part_of_day")) \
-        if flex else (None, None)
-    return Ask(service, days, provider, after, before, near, _flex_get(st, "prefer") if flex else None)
+             near: dt.time | None = None) -> Ask:
+    after, before = window(st.flex.get("after"), st.flex.get("before"), st.flex.get("part_of_day"))
+    return Ask(service, days, provider, after, before, near, st.flex.get("prefer"))
 
 
 def _offer(ctx: PolicyContext, st: DialogueState, service: str, day: dt.date | None, provider: str | None,
@@ -97,7 +76,7 @@ def _offer(ctx: PolicyContext, st: DialogueState, service: str, day: dt.date | N
         st.offers = offers
         if not in_window:
             lead = lead or R.window_missed()
-        return _ask(st, "time", _offer_text(service, offers, lead), intent, "policy.offer_times")
+        return ask(st, "time", _offer_text(service, offers, lead), intent, "policy.offer_times")
     target = day or (days[0] if days else ctx.today)
     reason = "closed" if day is not None and b.open_span(day) is None else "full"
     st.slots.pop("date", None)
@@ -107,8 +86,8 @@ def _offer(ctx: PolicyContext, st: DialogueState, service: str, day: dt.date | N
         st.offers = [o for o in offers if o.date == offers[0].date][:3]
         lead2 = R.day_full(target.isoformat(), reason, lead)
         q = _offer_text(service, st.offers, lead2)
-        return _ask(st, "time", q, intent, f"policy.offer_next_day.{reason}")
-    return _ask(st, "date", R.no_times(service, target.isoformat(), reason, lead), intent,
+        return ask(st, "time", q, intent, f"policy.offer_next_day.{reason}")
+    return ask(st, "date", R.no_times(service, target.isoformat(), reason, lead), intent,
                 f"policy.no_times.{reason}")
 
 
@@ -139,7 +118,7 @@ async def _offer_after_clash(ctx: PolicyContext, st: DialogueState, service: str
         return _offer(ctx, st, service, day, provider, intent, busy, lead=R.clash_lead(time))
     st.offers = options
     q = R.clash_offer(time, [(o.time, o.provider) for o in options])
-    return _ask(st, "time", q, intent, "policy.offer_after_clash")
+    return ask(st, "time", q, intent, "policy.offer_after_clash")
 
 
 # -- book -------------------------------------------------------------------------------------------
@@ -163,13 +142,13 @@ async def book(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Decis
     if u.slots.date or u.slots.time:
         st.offers = []
     if st.pending == "confirm" and u.affirm is False and not u.slots.given():
-        return _ask(st, "change", R.what_to_change(), intent, "policy.book.change")
+        return ask(st, "change", R.what_to_change(), intent, "policy.book.change")
     if not st.slots.get("service") and st.context_service:
         st.slots["service"] = st.context_service
     service = st.slots.get("service")
     if not service or b.service(service) is None:
         st.slots.pop("service", None)
-        return _ask(st, "service", R.ask_service(b), intent, "policy.book.ask_service")
+        return ask(st, "service", R.ask_service(b), intent, "policy.book.ask_service")
 
     def confirm(date: str, time: str, provider: str | None) -> str:
         return R.confirm_booking(service, date, time, provider, _contact_bits(st))
@@ -188,24 +167,24 @@ async def _book_when(ctx: PolicyContext, st: DialogueState, u: Understanding, se
     provider = st.slots.get("provider")
     date_s = st.slots.get("date")
     busy = [x for x in ctx.busy if exclude is None or x.ref != exclude]
-    flexible = bool(_flex_get(st, "span_first") or _flex_get(st, "prefer"))
+    flexible = bool(st.flex.get("span_first") or st.flex.get("prefer"))
     if not date_s and not flexible:
-        if _flex_get(st, "after") or _flex_get(st, "before") or _flex_get(st, "part_of_day"):
+        if st.flex.get("after") or st.flex.get("before") or st.flex.get("part_of_day"):
             flexible = True  # "mornings w maya": any day soon, in the window
         else:
             q = R.ask_date(service) if intent == "book_appointment" else R.ask_new_date(service)
-            return _ask(st, "date", q, intent, "policy.ask_date")
+            return ask(st, "date", q, intent, "policy.ask_date")
     day = dt.date.fromisoformat(date_s) if date_s else None
     if day is not None and day < ctx.today:
         st.slots.pop("date", None)
         st.slots.pop("time", None)
-        return _ask(st, "date", f"That date has passed. {R.ask_date(service)}", intent, "policy.date_past")
+        return ask(st, "date", f"That date has passed. {R.ask_date(service)}", intent, "policy.date_past")
     time_s = st.slots.get("time")
     if time_s and day is not None:
         check = check_slot(b, busy, service, day, dt.time.fromisoformat(time_s), ctx.now, provider)
         if check.ok:
             st.assigned = check.provider
-            return _ask(st, "confirm", confirm(date_s, time_s, provider or check.provider), intent,
+            return ask(st, "confirm", confirm(date_s, time_s, provider or check.provider), intent,
                         "policy.confirm")
         st.slots.pop("time", None)
         return _offer(ctx, st, service, day, provider, intent, busy, near=dt.time.fromisoformat(time_s),
@@ -231,7 +210,7 @@ async def _create(ctx: PolicyContext, st: DialogueState) -> Decision:
         contact = _contact_bits(st)
         if contact:  # confirmed together with the booking ("... for Priya. Reply YES")
             calls.append(await ctx.run_tool("update_contact", contact))
-        slots = public_slots(st)
+        slots = dict(st.slots)
         slots.update({"provider": prov} if prov else {})
         st.clear_task()
         st.context_service = None
@@ -278,7 +257,7 @@ def _target(ctx: PolicyContext, st: DialogueState, u: Understanding, action: str
         return Decision(R.no_bookings(), intent, f"policy.{action}.no_bookings")
     if len(cands) > 1:
         st.choices = [bk.id for bk in cands[:5]]
-        return _ask(st, "pick_booking", R.pick_booking(action, [bk.line() for bk in cands[:5]]), intent,
+        return ask(st, "pick_booking", R.pick_booking(action, [bk.line() for bk in cands[:5]]), intent,
                     f"policy.{action}.pick")
     st.booking_id = cands[0].id
     return cands[0]
@@ -308,7 +287,7 @@ async def cancel(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Dec
     if isinstance(target, Decision):
         target.slots = {**_understood(u), **target.slots}
         return target
-    d = _ask(st, "confirm", R.confirm_cancel(target.line()), intent, "policy.cancel.confirm")
+    d = ask(st, "confirm", R.confirm_cancel(target.line()), intent, "policy.cancel.confirm")
     d.slots = {**_understood(u), **d.slots}
     return d
 
@@ -324,12 +303,12 @@ async def reschedule(ctx: PolicyContext, st: DialogueState, u: Understanding) ->
     if st.pending == "confirm" and st.booking_id and u.affirm is not None and not u.slots.given():
         if u.affirm is False:
             st.pending = "change"
-            return _ask(st, "date", R.what_to_change(), intent, "policy.reschedule.change")
+            return ask(st, "date", R.what_to_change(), intent, "policy.reschedule.change")
         args = {"booking_id": st.booking_id, "date": st.slots["date"], "time": st.slots["time"]}
         result = await ctx.run_tool("reschedule_booking", args)
         target = next((bk for bk in ctx.bookings if bk.id == st.booking_id), None)
         what = target.service if target else "appointment"
-        slots = public_slots(st)
+        slots = dict(st.slots)
         if result.ok:
             st.clear_task()
             return Decision(R.rescheduled(what, args["date"], args["time"]), intent, "policy.reschedule.done",
@@ -381,9 +360,10 @@ async def reschedule(ctx: PolicyContext, st: DialogueState, u: Understanding) ->
         return R.confirm_reschedule(booking.service, old, date, time)
 
     keep = st.slots.get("provider")
-    st.slots["provider"] = booking.provider or ""
-    if not st.slots["provider"]:
-        st.slots.pop("provider")
+    if booking.provider:  # the booking keeps its provider while its time is settled
+        st.slots["provider"] = booking.provider
+    else:
+        st.slots.pop("provider", None)
     d = await _book_when(ctx, st, u, booking.service, intent, confirm, exclude=booking.id)
     if keep is None:
         st.slots.pop("provider", None)
@@ -407,5 +387,5 @@ async def update_contact(ctx: PolicyContext, st: DialogueState, u: Understanding
     _merge(st, u, ("name", "email"))
     fields = {k: v for k, v in st.slots.items() if k in ("name", "email")}
     if not fields:
-        return _ask(st, "contact", R.ask_contact(), intent, "policy.contact.ask")
-    return _ask(st, "confirm", R.confirm_contact(fields), intent, "policy.contact.confirm")
+        return ask(st, "contact", R.ask_contact(), intent, "policy.contact.ask")
+    return ask(st, "confirm", R.confirm_contact(fields), intent, "policy.contact.confirm")

@@ -9,6 +9,8 @@ flows themselves (book, reschedule, cancel, update contact) live in agent/flows.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from agent import flows
 from agent.decision import Decision, PolicyContext, ask, escalate, resume
 from agent.replies import R, when_text
@@ -172,12 +174,10 @@ async def _low_confidence(ctx: PolicyContext, st: DialogueState, u: Understandin
         reply = f"Sorry, I didn't catch that. {st.last_question}"
     else:
         reply = R.clarify()
-    return Decision(reply, st.task or u.intent, "policy.clarify", flows.public_slots(st))
+    return Decision(reply, st.task or u.intent, "policy.clarify", dict(st.slots))
 
 
 def _answer(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Decision:
-    import datetime as dt
-
     service = u.slots.service or st.slots.get("service") or st.context_service
     day = dt.date.fromisoformat(u.slots.date) if u.slots.date else None
     found = answer(ctx.business, ctx.text, services=[service] if service else None, day=day,
@@ -189,7 +189,7 @@ def _answer(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Decision
     else:
         d = resume(st, found.text, "ask_question", "policy.faq.answer")
         d.data = {"answer": found.source, "score": found.score, "grounded_by": found.grounded_by}
-    d.slots = flows.public_slots(st)
+    d.slots = dict(st.slots)
     return d
 
 
@@ -200,5 +200,5 @@ def _check(ctx: PolicyContext, st: DialogueState, u: Understanding) -> Decision:
     else:
         named = [bk for bk in ctx.bookings if bk.id in u.refs] or ctx.bookings
         d = resume(st, R.your_bookings([bk.line() for bk in named]), "check_appointment", "policy.check.list")
-    d.slots = {**understood, **flows.public_slots(st)}
+    d.slots = {**understood, **dict(st.slots)}
     return d

@@ -92,7 +92,6 @@ async def _free_providers(
     )
     asked: list[str | None] = [provider] if provider else [*ctx.business.providers] or [None]
     free: list[str | None] = []
-    reason = "taken"
     for p in asked:
         check = check_slot(ctx.business, busy, service, day, at, ctx.now, p)
         if check.ok:
@@ -100,7 +99,7 @@ async def _free_providers(
         elif check.reason != "taken":
             raise ToolError(check.reason, f"{service} at {date} {time} is not available ({check.reason})")
     if not free:
-        raise ToolError(reason, f"{service} at {date} {time} is not available ({reason})")
+        raise ToolError("taken", f"{service} at {date} {time} is not available (taken)")
     return free
 
 

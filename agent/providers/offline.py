@@ -198,19 +198,17 @@ class OfflineProvider:
         addressed = bool(cues.YOU.search(low))
         world_question = (question and not (book or when_said or (booked and own))
                           and prob.get("out_of_scope", 0.0) >= 0.7 and len(loose) >= 2 and not addressed
-                          and (grounded is None or grounded.grounded_by in ("service", "faq", "bare"))
-                          and not (addressed and grounded is not None and grounded.score >= 0.6))
+                          and (grounded is None or grounded.grounded_by in ("service", "faq", "bare")))
         if loose:
             evidence["unexplained"] = " ".join(loose[:5])
         # A FAQ entry that matches well, with no booking verb or day: the customer asks, not books.
-        faq_first = (grounded is not None and grounded.source.startswith("faq") and grounded.score >= 0.6
-                     and not book and not when_said)
+        faq_item = grounded is not None and grounded.source.startswith("faq") and grounded.score >= 0.6
+        faq_first = faq_item and not book and not when_said
         # What a booking request needs: a booking verb with a service or a day, or a service with a
         # day or window, or a service the classifier reads as a booking. Asking a service's price
         # is a question; asking the hours with a service and a day is a booking ("has jordan got
         # a rubdown open today after 5").
         price_q = grounded is not None and grounded.source == "price"
-        faq_item = grounded is not None and grounded.source.startswith("faq") and grounded.score >= 0.6
         wants_booking = not price_q and (
             (book and slots.service)
             or (book and when_said and not faq_item)

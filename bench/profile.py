@@ -39,7 +39,7 @@ __all__ = ["PROBES", "main"]
 
 # (module, attribute path, label). Missing ones are skipped (the code under test moves).
 PROBES: list[tuple[str, str, str]] = [
-    ("channels.twilio_routes", "_authenticate", "webhook: read form + check signature"),
+    ("channels.twilio_routes", "verified_form", "webhook: read form + check signature"),
     ("channels.twilio_routes", "_form", "  form parse"),
     ("channels.twilio", "TwilioChannel.verify", "  signature (RequestValidator)"),
     ("textdesk.pipeline", "Pipeline.handle", "pipeline.handle"),

@@ -33,5 +33,5 @@ async def chat_loop(pipeline: Pipeline, phone: str, read: Callable[[str], str] =
         if text.strip() in ("/quit", "/exit"):
             return
         n += 1
-        result = await pipeline.handle(Inbound(sender=phone, body=text, sid=None, channel="console"))
+        result = await pipeline.handle(Inbound(sender=phone, body=text, channel="console"))
         write(format_turn(result, verbose))

@@ -14,7 +14,6 @@ by construction; for messages textdesk starts, ``plan_outbound`` decides and rai
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -25,11 +24,11 @@ from typing import Any, Literal
 from litestar import Request, Response, Router, post
 from litestar.datastructures import State
 
-from channels.twilio import TwilioChannel, TwilioSendResult, twiml
-from channels.twilio_routes import replies_for_twiml
-from textdesk.delivery import Dispatcher
-from textdesk.errors import ChannelError, SignatureError
-from textdesk.pipeline import Inbound, TurnResult
+from channels.base import SendResult
+from channels.twilio import PROVIDER, TwilioChannel
+from channels.twilio_routes import answer_in_twiml, verified_form
+from textdesk.errors import ChannelError
+from textdesk.pipeline import Inbound
 
 __all__ = [
     "CHANNEL",
@@ -53,8 +52,6 @@ CHANNEL = "whatsapp"
 PREFIX = "whatsapp:"
 SERVICE_WINDOW = dt.timedelta(hours=24)
 WINDOW_CLOSED_ERROR = 63016  # Twilio: free-form message outside the allowed window
-_XML = "application/xml"
-_background: set[asyncio.Task[Any]] = set()
 
 
 class TemplateRequired(ChannelError):
@@ -122,87 +119,49 @@ def plan_outbound(
 
 
 class WhatsAppSender:
-    """Sends over Twilio's Messages API with ``whatsapp:`` addresses. Fits ``textdesk.delivery.Sender``
+    """Sends over Twilio's Messages API with ``whatsapp:`` addresses; a ``channels.base.Sender``
     (``send`` is a free-form session message: the caller has checked the window)."""
+
+    provider = PROVIDER
 
     def __init__(self, twilio: TwilioChannel, from_number: str) -> None:
         self.twilio = twilio
         self.from_address = address(from_number)
 
-    def status_url(self, message_id: int) -> str:
-        return self.twilio.status_url(message_id)
+    async def _create(
+        self, to: str, message_id: int | None, from_: str | None = None, **kw: Any
+    ) -> SendResult:
+        callback = self.twilio.status_url(message_id) if message_id is not None else None
+        sender = address(from_) if from_ else self.from_address
+        return await self.twilio.create(address(to), sender, callback, **kw)
 
-    async def _create(self, to: str, status_callback: str | None, **kw: Any) -> TwilioSendResult:
-        return await self.twilio.create(address(to), self.from_address, status_callback, **kw)
+    async def send(self, to: str, body: str, message_id: int, from_: str | None = None) -> SendResult:
+        return await self._create(to, message_id, from_, body=body)
 
-    async def send(self, to: str, body: str, status_callback: str | None = None) -> TwilioSendResult:
-        return await self._create(to, status_callback, body=body)
-
-    async def send_template(
-        self, to: str, template: Template, status_callback: str | None = None
-    ) -> TwilioSendResult:
+    async def send_template(self, to: str, template: Template, message_id: int | None = None) -> SendResult:
         return await self._create(
             to,
-            status_callback,
+            message_id,
             content_sid=template.sid,
             content_variables=json.dumps(dict(template.variables), sort_keys=True),
         )
 
-    async def send_planned(
-        self, to: str, plan: OutboundPlan, status_callback: str | None = None
-    ) -> TwilioSendResult:
+    async def send_planned(self, to: str, plan: OutboundPlan, message_id: int | None = None) -> SendResult:
         if plan.mode == "template" and plan.template is not None:
-            return await self.send_template(to, plan.template, status_callback)
-        return await self.send(to, plan.body or "", status_callback)
+            return await self.send_template(to, plan.template, message_id)
+        return await self._create(to, message_id, body=plan.body or "")
 
 
 # -- webhook ------------------------------------------------------------------------------------------
 
 
-def _forbidden(reason: str) -> Response[str]:
-    log.warning("whatsapp.forbidden", extra={"reason": reason})
-    return Response("forbidden", status_code=403, media_type="text/plain")
-
-
-async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
-    try:
-        form = await request.form()
-    except Exception:  # an unparseable body is an empty form; the signature check decides
-        return {}
-    return {k: str(v) for k, v in form.items()}
-
-
-def _deliver_later(services: Any, turn: asyncio.Task[TurnResult], from_number: str) -> None:
-    """The turn outlived the webhook: its replies go out over the REST API, as WhatsApp messages
-    (still inside the window: the customer has just written)."""
-    dispatcher = Dispatcher(services.sessions, WhatsAppSender(services.twilio, from_number), services.clock)
-
-    async def finish() -> None:
-        try:
-            result = await turn
-        except Exception:
-            log.exception("whatsapp.turn_failed_after_timeout")
-            return
-        for r in result.replies:
-            if r.status == "queued":
-                await dispatcher.send(r.id)
-
-    task = asyncio.ensure_future(finish())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
 @post("/sms", status_code=200)
 async def whatsapp_webhook(request: Request[Any, Any, Any], state: State) -> Response[str]:
     services = state.services
-    twilio: TwilioChannel = services.twilio
-    params = await _form(request)
-    try:
-        twilio.verify("/whatsapp/sms", request.url.query, params, request.headers.get("x-twilio-signature"))
-    except SignatureError as exc:
-        return _forbidden(str(exc))
-    if not twilio.account_ok(params):
-        return _forbidden("AccountSid does not match")
+    twilio: TwilioChannel = services.channels[PROVIDER]
+    params = await verified_form(request, twilio, "/whatsapp/sms")
+    if isinstance(params, Response):
+        return params
     sid = params.get("MessageSid") or params.get("SmsSid")
     try:
         sender = strip_address(params.get("From", ""))
@@ -212,18 +171,11 @@ async def whatsapp_webhook(request: Request[Any, Any, Any], state: State) -> Res
         return Response(str(exc), status_code=400, media_type="text/plain")
     if not sid:
         return Response("MessageSid is required", status_code=400, media_type="text/plain")
-    inbound = Inbound(sender=sender, body=params.get("Body", ""), sid=sid, channel=CHANNEL, to=ours)
-    turn = asyncio.ensure_future(services.pipeline.handle(inbound))
-    try:
-        result = await asyncio.wait_for(asyncio.shield(turn), timeout=services.settings.turn_budget_s)
-    except TimeoutError:
-        from_number = ours or getattr(services.settings, "whatsapp_from", None) or twilio.from_number
-        _deliver_later(services, turn, from_number)
-        return Response(twiml([]), media_type=_XML)
-    if result.route == "invalid":
-        return Response(twiml([]), media_type=_XML)
-    out = await replies_for_twiml(services, result)  # the same claim logic as SMS
-    return Response(twiml([r.body for r in out], [twilio.status_url(r.id) for r in out]), media_type=_XML)
+    inbound = Inbound(
+        sender=sender, body=params.get("Body", ""), provider_message_id=sid, channel=CHANNEL, to=ours,
+        provider=PROVIDER,
+    )
+    return await answer_in_twiml(services, twilio, inbound)  # the same claim logic as SMS
 
 
 whatsapp_router = Router(path="/whatsapp", route_handlers=[whatsapp_webhook])

@@ -1,7 +1,7 @@
 """Play eval cases through the real pipeline and check what happened.
 
 A case runs in its own in-memory store (``evals.fixtures``) with a ``FrozenClock`` that moves to
-each turn's time, through the same ``Pipeline.handle`` the Twilio webhook calls. Checking is a
+each turn's time, through the same ``Pipeline.handle`` every channel calls. Checking is a
 pure function of the expectation and the turn's ``actual`` dict (the JSON report's shape), so it
 is testable without a pipeline and the report shows exactly what was compared.
 
@@ -271,8 +271,8 @@ async def _play(case: LoadedCase, settings: Settings, provider: Provider, out: C
         pipeline.strict_provider = True  # a failing model call fails the case, loudly
         for i, (turn, at) in enumerate(zip(case.turns, case.times, strict=True), start=1):
             clock.advance(seconds=(at - clock.now()).total_seconds())
-            result = await pipeline.handle(Inbound(sender=contact.phone, body=turn.user,
-                                                   sid=f"SMeval{uuid.uuid4().hex}", channel="sms"))
+            result = await pipeline.handle(Inbound(sender=contact.phone, body=turn.user, channel="sms",
+                                                   provider_message_id=f"eval{uuid.uuid4().hex}"))
             actual = actual_from_result(result)
             out.turns.append(TurnOutcome(i, turn.user, at, _jsonable(turn.expect.given()), actual,
                                          check_turn(turn.expect, actual)))

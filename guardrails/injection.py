@@ -1022,7 +1022,7 @@ PATTERNS: tuple[Pattern, ...] = (
         "exfiltration",
         0.8,
         r"\b(?:api{S}?keys?|auth{S}?tokens?|access{S}tokens?|secret{S}keys?|credentials|"
-        r"env(?:ironment)?{S}variables|\.env\b|(?:admin|database|db|root|server|twilio|"
+        r"env(?:ironment)?{S}variables|\.env\b|(?:admin|database|db|root|server|account|sms|"
         r"openai|staff){S}(?:password|key|token|login|sid))",
         anchors=("api", "token", "secret", "credential", "env", "password", "key", "login", "sid"),
     ),

@@ -132,7 +132,7 @@ async def cross_contact(case: LoadedCase, settings: Settings, pool: ProviderPool
         for turn, at in zip(case.turns, case.times, strict=True):
             clock.advance(seconds=(at - clock.now()).total_seconds())
             sid = f"SMsec{uuid.uuid4().hex}"
-            await pipeline.handle(Inbound(case.model.contact.phone, turn.user, sid=sid))
+            await pipeline.handle(Inbound(case.model.contact.phone, turn.user, provider_message_id=sid))
         async with sessions() as s:
             after = await _victim_rows(s, victim_id)
             audits = list(await s.exec(select(AuditEvent).where(col(AuditEvent.contact_id) != sender_id)))

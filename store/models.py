@@ -42,12 +42,16 @@ def _json(default: Any) -> Any:
 
 
 class Contact(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("visitor_id", name="uq_contact_visitor_id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     phone: str = Field(index=True, unique=True, max_length=32)  # E.164
     name: str | None = Field(default=None, max_length=120)
     email: str | None = Field(default=None, max_length=254)
     tags: list[str] = _json([])
     consent: str = Field(default="unknown", max_length=16)  # opted_in | unknown | opted_out
+    # A web-chat visitor's id; ``phone`` is "visitor:<id>" until they leave a number.
+    visitor_id: str | None = Field(default=None, max_length=64)
     # Dialogue state: active task, collected slots, pending question, offered choices.
     state: dict[str, Any] = _json({})
     created_at: dt.datetime = Field(default_factory=utcnow)
@@ -61,7 +65,7 @@ class ConsentEvent(SQLModel, table=True):
     contact_id: int = Field(foreign_key="contact.id", index=True)
     old: str = Field(max_length=16)
     new: str = Field(max_length=16)
-    source: str = Field(max_length=40)  # keyword | natural_language | carrier_21610 | booking | staff
+    source: str = Field(max_length=40)  # keyword | natural_language | carrier_opt_out | booking | staff
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     actor: str = Field(default="system", max_length=120)
     at: dt.datetime = Field(default_factory=utcnow)
@@ -71,6 +75,9 @@ class Conversation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contact.id", index=True)
     channel: str = Field(default="sms", max_length=16)
+    # The provider of the latest inbound: replies go back through it.
+    provider: str | None = Field(default=None, max_length=16)
+    reply_from: str | None = Field(default=None, max_length=64)  # the number they wrote to; replies use it
     # bot | waiting (needs a person) | with_person | resolved
     status: str = Field(default="bot", max_length=16, index=True)
     escalation_reason: str | None = Field(default=None, max_length=32)
@@ -85,7 +92,8 @@ class Conversation(SQLModel, table=True):
 
 
 class Message(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("twilio_sid", name="uq_message_twilio_sid"),
+    # A provider's message id is unique for that provider: the webhook-retry idempotency key.
+    __table_args__ = (UniqueConstraint("provider", "provider_message_id", name="uq_message_provider_id"),
                       UniqueConstraint("dedupe_key", name="uq_message_dedupe_key"))
 
     id: int | None = Field(default=None, primary_key=True)
@@ -93,10 +101,13 @@ class Message(SQLModel, table=True):
     contact_id: int = Field(foreign_key="contact.id", index=True)
     direction: str = Field(max_length=8)  # in | out
     body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    twilio_sid: str | None = Field(default=None, max_length=64)
+    channel: str = Field(default="sms", max_length=16)  # sms | whatsapp | webchat | console
+    provider: str | None = Field(default=None, max_length=16)  # who carried it (channels/ names them)
+    provider_message_id: str | None = Field(default=None, max_length=64)
     # in: received | processed ; out: queued | sending | sent | delivered | undelivered | failed | blocked
     status: str = Field(default="received", max_length=16)
-    error_code: int | None = None
+    error: str | None = Field(default=None, max_length=24)  # channels.base.DeliveryError
+    error_code: int | None = None  # the provider's own code, for staff
     segments: int = 0
     encoding: str = Field(default="GSM-7", max_length=8)
     author: str = Field(default="bot", max_length=64)  # bot | customer | agent:<id> | system
@@ -242,3 +253,14 @@ class TurnLock(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)  # the E.164 phone number
     owner: str = Field(max_length=64)
     expires_at: dt.datetime
+
+
+class WebhookNonce(SQLModel, table=True):
+    """Nonces and token ids of signed webhooks already accepted: a replayed request is refused."""
+
+    __table_args__ = (UniqueConstraint("provider", "nonce", name="uq_webhook_nonce"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=16)
+    nonce: str = Field(max_length=128)
+    seen_at: dt.datetime = Field(default_factory=utcnow, index=True)

@@ -54,6 +54,7 @@ def queue_outbound(
         conversation_id=conversation.id or 0,
         contact_id=contact.id or 0,
         direction="out",
+        channel=conversation.channel,
         body=body,
         status="queued" if may_send(contact, kind) else "blocked",
         segments=info.segments,

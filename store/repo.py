@@ -6,10 +6,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.models import AuditEvent, Booking, ConsentEvent, Contact, Conversation, Message, utcnow
+from store.models import (
+    AuditEvent,
+    Booking,
+    ConsentEvent,
+    Contact,
+    Conversation,
+    Message,
+    WebhookNonce,
+    utcnow,
+)
 from tools.availability import Busy
 
 __all__ = [
@@ -19,7 +30,9 @@ __all__ = [
     "busy_between",
     "contact_by_phone",
     "find_inbound",
+    "first_use",
     "get_or_create_contact",
+    "merge_contacts",
     "open_conversation",
     "replies_to",
     "set_consent",
@@ -42,6 +55,32 @@ async def get_or_create_contact(session: AsyncSession, phone: str) -> Contact:
         session.add(contact)
         await session.flush()
     return contact
+
+
+async def merge_contacts(session: AsyncSession, keep: Contact, drop: Contact) -> Contact:
+    """Make ``drop`` part of ``keep``: one person reached on two channels is one contact. Every
+    row that points at ``drop`` (conversations, messages, bookings, consent history, traces...)
+    is moved, found from the schema so a new table cannot be forgotten; ``drop`` is deleted."""
+    from sqlalchemy import update as sql_update
+    from sqlmodel import SQLModel
+
+    for table in SQLModel.metadata.sorted_tables:
+        if "contact_id" in table.c and table.name != "contact":
+            await session.exec(
+                sql_update(table).where(table.c.contact_id == drop.id).values(contact_id=keep.id)
+            )
+    keep.name = keep.name or drop.name
+    keep.email = keep.email or drop.email
+    keep.tags = sorted({*keep.tags, *drop.tags})
+    keep.state = drop.state or keep.state  # the conversation in progress is the dropped one's
+    visitor = drop.visitor_id
+    await session.delete(drop)
+    await session.flush()  # the visitor id is free before ``keep`` takes it
+    keep.visitor_id = keep.visitor_id or visitor
+    keep.updated_at = utcnow()
+    session.add(keep)
+    await session.flush()
+    return keep
 
 
 async def set_consent(
@@ -75,9 +114,15 @@ async def set_consent(
 
 
 async def open_conversation(
-    session: AsyncSession, contact: Contact, now: dt.datetime, channel: str = "sms"
+    session: AsyncSession,
+    contact: Contact,
+    now: dt.datetime,
+    channel: str = "sms",
+    provider: str | None = None,
+    reply_from: str | None = None,
 ) -> Conversation:
-    """The contact's current conversation; a new one after resolution or a day of bot silence."""
+    """The contact's current conversation on ``channel``; a new one after resolution or a day of
+    bot silence. ``provider`` (of the message at hand) becomes the one replies go back through."""
     conv = (
         await session.exec(
             select(Conversation)
@@ -90,19 +135,48 @@ async def open_conversation(
         )
     ).first()
     if conv is not None and (conv.status != "bot" or now - conv.last_message_at < _IDLE):
+        if provider and (conv.provider, conv.reply_from) != (provider, reply_from):
+            conv.provider, conv.reply_from = provider, reply_from
+            session.add(conv)
         return conv
     if conv is not None:
         conv.status = "resolved"
         conv.resolved_at = now
         session.add(conv)
-    conv = Conversation(contact_id=contact.id or 0, channel=channel, started_at=now, last_message_at=now)
+    conv = Conversation(
+        contact_id=contact.id or 0,
+        channel=channel,
+        provider=provider,
+        reply_from=reply_from if provider else None,
+        started_at=now,
+        last_message_at=now,
+    )
     session.add(conv)
     await session.flush()
     return conv
 
 
-async def find_inbound(session: AsyncSession, sid: str) -> Message | None:
-    return (await session.exec(select(Message).where(Message.twilio_sid == sid))).first()
+async def find_inbound(session: AsyncSession, provider: str, provider_message_id: str) -> Message | None:
+    rows = await session.exec(
+        select(Message).where(
+            Message.provider == provider, Message.provider_message_id == provider_message_id
+        )
+    )
+    return rows.first()
+
+
+async def first_use(
+    session: AsyncSession, provider: str, nonce: str, now: dt.datetime, window: dt.timedelta
+) -> bool:
+    """Record a signed webhook's nonce; False when it was already used (a replay). Nonces older
+    than ``window`` are pruned: the signature's own age check refuses those requests anyway."""
+    await session.exec(delete(WebhookNonce).where(col(WebhookNonce.seen_at) < now - window))
+    try:
+        async with session.begin_nested():
+            session.add(WebhookNonce(provider=provider, nonce=nonce[:128], seen_at=now))
+    except IntegrityError:
+        return False
+    return True
 
 
 async def replies_to(session: AsyncSession, message_id: int) -> list[Message]:

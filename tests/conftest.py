@@ -8,10 +8,12 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from twilio.request_validator import RequestValidator
@@ -143,6 +145,16 @@ async def services(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[Service
 async def client(services: Services) -> AsyncIterator[AsyncTestClient[Any]]:
     app = create_app(services)
     async with AsyncTestClient(app=app) as c:
+        yield c
+
+
+@asynccontextmanager
+async def serve_in_loop(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app (middleware, routes) over ASGI in the test's own event loop. Litestar's
+    AsyncTestClient runs the app on a portal thread with a loop of its own, so ``tasks.drain()``
+    in the test would not see the replies a REST-answering webhook leaves to the background."""
+    transport = httpx.ASGITransport(app=create_app(services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 
 

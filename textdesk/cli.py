@@ -33,7 +33,7 @@ def serve(
         help="Business file, or a demo: salon (default), wellness, clinic, repair.")] = None,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy async URL.")] = None,
 ) -> None:
-    """Run the web app (Twilio webhooks, staff app, API). Applies migrations first."""
+    """Run the web app (provider webhooks, web chat, staff app, API). Applies migrations first."""
     import uvicorn
 
     from store.db import migrate

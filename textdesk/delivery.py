@@ -1,11 +1,14 @@
 """Delivery: sending queued outbound messages over a channel, and closing the loop with
-status callbacks. The consent gate is checked again right before the send."""
+status callbacks. The consent gate is checked again right before the send.
+
+Channels speak ``channels.base``'s vocabulary to this module: a ``SendResult`` or a
+``StatusUpdate`` says ``opted_out`` or ``invalid_number``, never a provider's error code.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Protocol
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -13,12 +16,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
+from channels.base import Sender, SendResult, StatusUpdate
 from store import jobs, repo
 from store.models import Contact, Conversation, Message
 from store.outbox import consent_gate
 from textdesk.clock import Clock
 
-__all__ = ["STATUS_RANK", "Dispatcher", "Sender"]
+__all__ = ["STATUS_RANK", "Dispatcher"]
 
 log = logging.getLogger("textdesk.delivery")
 
@@ -33,41 +37,31 @@ STATUS_RANK = {
     "failed": 3,
     "read": 4,
 }
-OPT_OUT_ERROR = 21610
 
 
-class SendResult(Protocol):
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def sid(self) -> str | None: ...
-    @property
-    def status(self) -> str | None: ...
-    @property
-    def error_code(self) -> int | None: ...
-    @property
-    def retryable(self) -> bool: ...
-
-
-class _Blocked:
-    """The consent gate stopped a send between attempts."""
-
-    ok, sid, status, error_code, retryable = False, None, "blocked", None, False
-
-
-class Sender(Protocol):
-    async def send(self, to: str, body: str, status_callback: str | None = None) -> SendResult: ...
-
-    def status_url(self, message_id: int) -> str: ...
+# The consent gate stopped a send between attempts (compared by identity).
+_BLOCKED = SendResult(False, detail="blocked by the consent gate")
 
 
 class Dispatcher:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], sender: Sender, clock: Clock, max_attempts: int = 4
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        senders: dict[tuple[str, str], Sender],
+        clock: Clock,
+        default_providers: dict[str, str] | None = None,
+        max_attempts: int = 4,
     ) -> None:
-        self.sessions, self.sender, self.clock, self.max_attempts = sessions, sender, clock, max_attempts
-        # One sender per channel; a conversation's channel picks it (SMS is the default).
-        self.senders: dict[str, Sender] = {"sms": sender}
+        self.sessions, self.clock, self.max_attempts = sessions, clock, max_attempts
+        # One sender per (channel, provider): a reply leaves through the provider the customer
+        # wrote to; a conversation with none yet (textdesk wrote first) takes the channel's default.
+        self.senders = senders
+        self.default_providers = default_providers or {}
+
+    def sender_for(self, conv: Conversation | None) -> Sender | None:
+        channel = conv.channel if conv else "sms"
+        provider = (conv.provider if conv else None) or self.default_providers.get(channel, "")
+        return self.senders.get((channel, provider))
 
     async def _claim(self, s: AsyncSession, message_id: int, status: str, delivery: str) -> bool:
         """Atomically move a queued, never-sent message on; False when someone else got it."""
@@ -79,7 +73,7 @@ class Dispatcher:
             .where(
                 col(Message.id) == message_id,
                 col(Message.status) == "queued",
-                col(Message.twilio_sid).is_(None),
+                col(Message.provider_message_id).is_(None),
             )
             .values(**values)
         )
@@ -115,20 +109,21 @@ class Dispatcher:
         retry backoff is honoured and a STOP racing an attempt is ordered with it."""
         async with self.sessions() as s:
             msg = await s.get(Message, message_id)
-            if msg is None or msg.status != "queued" or msg.twilio_sid:
+            if msg is None or msg.status != "queued" or msg.provider_message_id:
                 return msg
             contact = await s.get(Contact, msg.contact_id)
             conv = await s.get(Conversation, msg.conversation_id)
             if contact is None:
                 return msg
-            sender = self.senders.get(conv.channel if conv else "sms", self.sender)
-            to, body, cb, kind, contact_id = (
-                contact.phone,
-                msg.body,
-                sender.status_url(message_id),
-                msg.kind,
-                contact.id or 0,
-            )
+            sender = self.sender_for(conv)
+            if sender is None:  # a misconfiguration, not a transient fault: staff see why
+                log.error("delivery.no_sender", extra={"message_id": message_id})
+                msg.status, msg.error = "failed", "unknown"
+                s.add(msg)
+                await s.commit()
+                return msg
+            to, body, kind, contact_id = contact.phone, msg.body, msg.kind, contact.id or 0
+            from_ = conv.reply_from if conv else None
             if not await self._gate_and_claim(s, msg, "sending", "rest"):
                 return await s.get(Message, message_id)
         first = True
@@ -139,7 +134,7 @@ class Dispatcher:
                 async with self.sessions() as s2:
                     if not await consent_gate(s2, contact_id, kind):
                         await s2.commit()
-                        return _Blocked()
+                        return _BLOCKED
                     await s2.exec(
                         update(Message)
                         .where(col(Message.id) == message_id)
@@ -147,7 +142,7 @@ class Dispatcher:
                     )
                     await s2.commit()
             first = False
-            return await sender.send(to, body, cb)
+            return await sender.send(to, body, message_id, from_)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
@@ -163,22 +158,25 @@ class Dispatcher:
             msg2 = await s.get(Message, message_id)
             assert msg2 is not None
             msg2.attempts += attempts
+            msg2.provider = sender.provider
             if result.ok:
-                # Twilio calls an accepted message "queued"; in the outbox that means "not sent yet".
-                msg2.twilio_sid = result.sid
+                # A provider's "accepted" is not the outbox's "queued" (that means "not sent yet").
+                msg2.provider_message_id = result.provider_message_id
                 msg2.status = result.status if result.status in ("sent", "delivered") else "sent"
-            elif isinstance(result, _Blocked):
+                msg2.error = None
+            elif result is _BLOCKED:
                 msg2.status = "blocked"
             else:
-                msg2.status, msg2.error_code = "failed", result.error_code
-                if result.error_code == OPT_OUT_ERROR:
+                msg2.status, msg2.error, msg2.error_code = "failed", result.error, result.error_code
+                if result.error == "opted_out":
                     contact = await s.get(Contact, msg2.contact_id)
                     if contact is not None:
+                        detail = f"{sender.provider} error {result.error_code} on message {message_id}"
                         await repo.set_consent(
-                            s, contact, "opted_out", "carrier_21610", detail=str(message_id), at=now
+                            s, contact, "opted_out", "carrier_opt_out", detail=detail, at=now
                         )
                 elif result.retryable and msg2.attempts < 5 * self.max_attempts:
-                    # Twilio is down for longer than the inline retries: try again later, once.
+                    # The provider is down for longer than the inline retries: try again later, once.
                     msg2.next_attempt_at = now + dt.timedelta(
                         seconds=30 * 2 ** (msg2.attempts // self.max_attempts)
                     )
@@ -194,36 +192,52 @@ class Dispatcher:
             await s.commit()
             return msg2
 
-    async def status_callback(
-        self, message_id: int | None, sid: str | None, status: str, error_code: int | None
-    ) -> bool:
-        """Apply a delivery callback. Returns False when the message is unknown."""
+    async def apply_status(self, update: StatusUpdate) -> bool:
+        """Apply a delivery receipt. False when the message is unknown, or was sent by another
+        provider (a receipt only ever speaks for its own provider's messages)."""
         async with self.sessions() as s:
-            msg = await s.get(Message, message_id) if message_id else None
-            if msg is None and sid:
-                msg = (await s.exec(select(Message).where(Message.twilio_sid == sid))).first()
-            if msg is None:
+            msg = await s.get(Message, update.message_id) if update.message_id else None
+            if msg is None and update.provider_message_id:
+                msg = (
+                    await s.exec(
+                        select(Message).where(
+                            Message.provider == update.provider,
+                            Message.provider_message_id == update.provider_message_id,
+                        )
+                    )
+                ).first()
+            if msg is None or (msg.provider is not None and msg.provider != update.provider):
                 return False
-            if sid and not msg.twilio_sid:
-                msg.twilio_sid = sid
-            if STATUS_RANK.get(status, 0) >= STATUS_RANK.get(msg.status, 0):
-                msg.status = status
-            if error_code:
-                msg.error_code = error_code
+            msg.provider = update.provider
+            if update.provider_message_id and not msg.provider_message_id:
+                msg.provider_message_id = update.provider_message_id
+            if STATUS_RANK.get(update.status, 0) >= STATUS_RANK.get(msg.status, 0):
+                msg.status = update.status
+            if update.error:
+                msg.error = update.error
+            if update.error_code:
+                msg.error_code = update.error_code
             s.add(msg)
-            if error_code == OPT_OUT_ERROR:
+            if update.error == "opted_out":
                 contact = await s.get(Contact, msg.contact_id)
                 if contact is not None:
+                    now = self.clock.now()
+                    ref = update.provider_message_id or update.message_id
                     await repo.set_consent(
                         s,
                         contact,
                         "opted_out",
-                        "carrier_21610",
-                        detail=f"status callback for {sid or message_id}",
-                        at=self.clock.now(),
+                        "carrier_opt_out",
+                        detail=f"{update.provider} receipt {update.error_code or ''} for {ref}",
+                        at=now,
                     )
                     await repo.audit(
-                        s, "consent.carrier_opt_out", contact_id=contact.id, at=self.clock.now(), sid=sid
+                        s,
+                        "consent.carrier_opt_out",
+                        contact_id=contact.id,
+                        at=now,
+                        provider=update.provider,
+                        provider_message_id=update.provider_message_id,
                     )
             await s.commit()
             return True

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
-__all__ = ["InvalidPhone", "normalize_phone", "phone_timezones"]
+__all__ = [
+    "VISITOR_PREFIX",
+    "InvalidPhone",
+    "is_visitor",
+    "normalize_address",
+    "normalize_phone",
+    "phone_timezones",
+]
+
+# A contact reached only in a web chat has no number yet: their address is "visitor:<id>".
+VISITOR_PREFIX = "visitor:"
+_VISITOR = re.compile(r"visitor:[A-Za-z0-9_-]{8,64}")
 
 
 class InvalidPhone(ValueError):
@@ -28,6 +41,20 @@ def normalize_phone(raw: str, default_region: str = "US") -> str:
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidPhone(f"not a possible phone number: {raw!r}")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_address(raw: str, default_region: str = "US") -> str:
+    """A contact's address: a visitor address as it is, anything else as an E.164 number."""
+    text = (raw or "").strip()
+    if text.startswith(VISITOR_PREFIX):
+        if not _VISITOR.fullmatch(text):
+            raise InvalidPhone(f"not a visitor address: {raw!r}")
+        return text
+    return normalize_phone(text, default_region)
+
+
+def is_visitor(address: str) -> bool:
+    return address.startswith(VISITOR_PREFIX)
 
 
 def phone_timezones(e164: str) -> list[str]:

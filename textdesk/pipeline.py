@@ -4,7 +4,7 @@
 serialize per contact -> rate limit -> hard rules -> handoff -> injection screen -> understand
 -> policy -> tools -> output guard -> persist outbound -> trace. Each step appends a
 StepDecision to the turn's trace; short-circuits end the turn at the step that decided.
-Channels (Twilio, console) and the eval runner all call this one method.
+Every channel (SMS providers, WhatsApp, web chat, console) and the eval runner all call this one method.
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ from store import repo
 from store.models import Contact, Conversation, Message, Trace
 from store.outbox import Kind, queue_outbound
 from store.turn_lock import contact_turn
-from textdesk import privacy
+from textdesk import privacy, tasks
 from textdesk.autoreplies import AutoReplyStore, effective, match_auto_reply
 from textdesk.business import Business
 from textdesk.clock import Clock
 from textdesk.metrics import Metrics
-from textdesk.phone import InvalidPhone, normalize_phone
+from textdesk.phone import InvalidPhone, normalize_address
 from textdesk.ratelimit import SlidingWindow
 from textdesk.redact import redact
 from textdesk.settings import Settings
@@ -55,17 +55,21 @@ from tools.availability import Busy
 __all__ = ["Inbound", "Pipeline", "StepDecision", "TurnResult"]
 
 log = logging.getLogger("textdesk.pipeline")
+_LOCAL = "local"  # the provider of a message no transport carried (its id is still an idempotency key)
 
 
 @dataclass(frozen=True)
 class Inbound:
     """A message as a channel hands it over, already authenticated by the channel."""
 
-    sender: str
+    sender: str  # E.164, or a visitor address for a web chat
     body: str
-    sid: str | None = None
-    channel: str = "sms"
+    provider_message_id: str | None = None  # the idempotency key, unique per provider
+    channel: str = "sms"  # sms | whatsapp | webchat | console
     to: str | None = None
+    # The transport that carried it; replies go back through it. None (a turn no transport carried:
+    # evals, tests, the console) leaves the conversation's route alone.
+    provider: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,7 @@ class Pipeline:
     async def handle(self, msg: Inbound) -> TurnResult:
         started = time.perf_counter()
         try:
-            phone = normalize_phone(msg.sender)
+            phone = normalize_address(msg.sender)
         except InvalidPhone as exc:
             log.warning("pipeline.invalid_sender", extra={"sender": redact(msg.sender), "error": str(exc)})
             return TurnResult(route="invalid", steps=[StepDecision("normalize", "invalid_sender", str(exc))])
@@ -228,20 +232,26 @@ class Pipeline:
         for _ in range(3):  # a concurrent writer may create the same contact or message first
             async with self.sessions() as session:
                 try:
-                    if msg.sid:
-                        existing = await repo.find_inbound(session, msg.sid)
+                    if msg.provider_message_id:
+                        existing = await repo.find_inbound(
+                            session, msg.provider or _LOCAL, msg.provider_message_id
+                        )
                         if existing is not None:
                             return existing
                     now = self.clock.now()
                     # A number that asked to be forgotten while opted out stays opted out.
                     contact = await privacy.get_or_create_contact(session, phone, key=self._suppression_key)
-                    conversation = await repo.open_conversation(session, contact, now, msg.channel)
+                    conversation = await repo.open_conversation(
+                        session, contact, now, msg.channel, msg.provider, msg.to
+                    )
                     inbound = Message(
                         conversation_id=conversation.id or 0,
                         contact_id=contact.id or 0,
                         direction="in",
                         body=body,
-                        twilio_sid=msg.sid,
+                        channel=msg.channel,
+                        provider=msg.provider or _LOCAL,
+                        provider_message_id=msg.provider_message_id,
                         author="customer",
                         created_at=now,
                         segments=0,
@@ -718,10 +728,10 @@ class Pipeline:
             except Exception:
                 log.exception("crm.emit_failed")
         for hook in self.message_hooks:
-            _spawn(hook(t.conversation.id or 0))
+            tasks.spawn(hook(t.conversation.id or 0))
         if t.result.escalated:
             for ehook in self.escalation_hooks:
-                _spawn(
+                tasks.spawn(
                     ehook(
                         t.conversation.id or 0,
                         t.result.escalation_reason or "other",
@@ -746,14 +756,5 @@ class Pipeline:
             r.rule, r.intent, r.slots, r.tools = trace.rule, trace.intent, trace.slots, trace.tools
             r.escalated, r.escalation_reason = trace.escalated, trace.escalation_reason
         r.replies = [OutboundView(m.id or 0, m.body, m.segments, m.status, m.delivery) for m in replies]
-        r.steps.append(StepDecision("idempotency", "duplicate", inbound.twilio_sid or ""))
+        r.steps.append(StepDecision("idempotency", "duplicate", inbound.provider_message_id or ""))
         return r
-
-
-_background: set[asyncio.Task[None]] = set()
-
-
-def _spawn(coro: Awaitable[None]) -> None:
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)

@@ -196,11 +196,11 @@ class Scheduler:
 
     async def _send(self, job: Job) -> dt.datetime | None:
         """A REST send that has not gone out yet (or failed on a retryable error): try it, and
-        defer this same job with backoff while Twilio stays down."""
+        defer this same job with backoff while the provider stays down."""
         mid = int(job.payload["message_id"])
         async with self.sessions() as s:
             row = await s.get(Message, mid)
-            if row is None or row.status not in ("queued", "failed") or row.twilio_sid:
+            if row is None or row.status not in ("queued", "failed") or row.provider_message_id:
                 return None  # sent meanwhile, blocked, or gone: nothing to do
             row.status, row.next_attempt_at = "queued", None
             s.add(row)

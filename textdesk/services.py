@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from agent.providers.base import Provider
 from agent.providers.factory import make_provider
+from channels.registry import build_channels, build_senders
 from channels.twilio import TwilioChannel
-from channels.whatsapp import WhatsAppSender
 from integrations.calendar.base import CalendarAdapter
 from integrations.crm.hooks import escalation_hook
 from integrations.crm.sink import EventSink
 from integrations.factory import make_calendar, make_event_sink, make_payments, make_stripe_webhook
 from integrations.payments.stripe import StripePayments, StripeWebhook
 from store.db import make_engine, make_sessionmaker
+from textdesk import tasks
 from textdesk.autoreplies import JsonAutoReplyStore, auto_replies_path
 from textdesk.business import Business, load_business
 from textdesk.clock import Clock, SystemClock
@@ -37,7 +39,7 @@ class Services:
     clock: Clock
     provider: Provider
     pipeline: Pipeline
-    twilio: TwilioChannel
+    channels: dict[str, Any]  # provider name -> its channel (channels.registry)
     dispatcher: Dispatcher
     scheduler: Scheduler
     calendar: CalendarAdapter
@@ -56,15 +58,23 @@ class Services:
             self.scheduler.recover = self.pipeline.recover
             self.scheduler.start()
 
+    @property
+    def twilio(self) -> TwilioChannel:
+        """The Twilio channel (tests and the benchmark's fake carrier sign with it)."""
+        channel: TwilioChannel = self.channels[TwilioChannel.provider]
+        return channel
+
     async def close(self) -> None:
         await self.scheduler.stop()
+        await tasks.drain()  # replies and sends started by requests finish before the pools close
         stop_sink = getattr(self.events, "stop", None)
         if stop_sink is not None:
             await stop_sink()
         await self.calendar.aclose()
         if self.payments is not None:
             await self.payments.aclose()
-        await self.twilio.http.close()
+        for channel in self.channels.values():
+            await channel.aclose()
         close = getattr(self.provider, "aclose", None)
         if close is not None:
             await close()
@@ -90,17 +100,10 @@ def build_services(
         warm()  # train the offline classifier now, not on the first customer's turn
     pipeline = Pipeline(settings, business, sessions, clock, provider)
     _ = pipeline.screen.classifier  # likewise the injection screen's classifier
-    twilio = twilio or TwilioChannel(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token.get_secret_value(),
-        settings.twilio_from,
-        settings.public_url,
-        validate=settings.validate_signatures,
-        api_base=settings.twilio_api_base,
+    channels = build_channels(settings, twilio)
+    dispatcher = Dispatcher(
+        sessions, build_senders(settings, channels), clock, default_providers={"sms": settings.sms_provider}
     )
-    dispatcher = Dispatcher(sessions, twilio, clock)
-    if settings.whatsapp_from:
-        dispatcher.senders["whatsapp"] = WhatsAppSender(twilio, settings.whatsapp_from)
     scheduler = Scheduler(settings, business, sessions, clock, dispatcher)
     calendar = make_calendar(settings, sessions=sessions, business=business, clock=clock)
     if calendar.name != "builtin":
@@ -128,7 +131,7 @@ def build_services(
         clock,
         provider,
         pipeline,
-        twilio,
+        channels,
         dispatcher,
         scheduler,
         calendar,

@@ -49,6 +49,29 @@ class Settings(IntegrationSettings):
     twilio_auth_token: SecretStr = SecretStr("dev-auth-token")
     twilio_from: str = "+15005550006"
     twilio_api_base: str = "https://api.twilio.com"
+    # Which provider carries SMS that textdesk starts (reminders, notices, an agent's first text);
+    # replies always go back through the provider the customer wrote to.
+    sms_provider: Literal["twilio", "vonage", "plivo", "messagebird"] = "twilio"
+    # Vonage SMS API: signed webhooks (signature secret + method) and sending with the key/secret.
+    vonage_api_key: str = ""
+    vonage_api_secret: SecretStr = SecretStr("")
+    vonage_signature_secret: SecretStr = SecretStr("")
+    vonage_signature_method: Literal["md5hash", "md5", "sha1", "sha256", "sha512"] = "sha256"
+    vonage_from: str = ""
+    vonage_rest_host: str = "rest.nexmo.com"
+    # Plivo: X-Plivo-Signature-V3 is an HMAC with the auth token; sending with id + token.
+    plivo_auth_id: str = ""
+    plivo_auth_token: SecretStr = SecretStr("")
+    plivo_from: str = ""
+    plivo_api_base: str = "https://api.plivo.com"
+    # MessageBird (Bird): webhooks carry a JWT signed with the signing key; sending with the access key.
+    messagebird_access_key: SecretStr = SecretStr("")
+    messagebird_signing_key: SecretStr = SecretStr("")
+    messagebird_from: str = ""
+    messagebird_api_base: str = "https://rest.messagebird.com"
+    # Web chat: pages allowed to embed the widget (CORS origins); empty = same origin only.
+    webchat_origins: list[str] = Field(default_factory=list)
+    webchat_token_days: int = 30  # how long a visitor's token (their conversation) lasts
 
     llm_provider: Literal["offline", "openai", "replay", "hybrid"] = "offline"
     llm_base_url: str = "https://api.openai.com/v1"
@@ -103,7 +126,7 @@ class Settings(IntegrationSettings):
     saved_cases_dir: Path = Path("evals/saved")  # reviewers' "save as eval case" files
     auto_replies_file: Path | None = None  # admin-edited keyword auto-replies (JSON); None = next to the DB
     # LLM: cassettes record/replay model responses by request fingerprint (agent/providers/cassette.py);
-    # the whole understanding step (retries + one repair) must end within llm_total_budget_s,
-    # itself capped at turn_budget_s minus a margin for the rest of the pipeline.
+    # the whole understanding step (retries + one repair) must end within llm_total_budget_s.
+    # turn_budget_s is how long an inline-answering webhook waits (a channel caps it to its window).
     cassette_mode: Literal["off", "record", "replay"] = "off"
     llm_total_budget_s: float = 10.0

@@ -1,7 +1,7 @@
-"""The Litestar application: Twilio webhooks, health checks, the staff app and its JSON API.
+"""The Litestar application: provider webhooks, health checks, the staff app and its JSON API.
 
 Layers, outermost first: security headers -> request id -> CSRF (double-submit cookie, every
-unsafe method except the signed Twilio/WhatsApp/Stripe webhooks) -> session authentication (every
+unsafe method except the signed provider and Stripe webhooks) -> session authentication (every
 route except /login, static files, webhooks, health, metrics and the schema) -> role guards on
 each router/controller -> handlers with a per-request transaction. Exceptions become responses
 in ``web.errors``.
@@ -25,8 +25,7 @@ from litestar.response import Response
 from litestar.static_files import create_static_files_router
 from sqlalchemy import text
 
-from channels.twilio_routes import twilio_router
-from channels.whatsapp import whatsapp_router
+from channels.registry import ROUTERS, WEBHOOK_PREFIXES
 from integrations.payments.routes import stripe_webhook
 from textdesk.metrics import CONTENT_TYPE_LATEST
 from textdesk.services import Services
@@ -53,7 +52,7 @@ log = logging.getLogger("textdesk.web")
 STATIC = Path(__file__).parent / "static"
 # Reachable without a session (everything else needs one).
 PUBLIC_PATHS = [
-    "^/twilio/",
+    *(f"^{prefix}" for prefix in WEBHOOK_PREFIXES),
     "^/healthz$",
     "^/readyz$",
     "^/static/",
@@ -61,7 +60,6 @@ PUBLIC_PATHS = [
     "^/login$",
     "^/logout$",
     "^/favicon.ico$",
-    "^/whatsapp/",
     "^/stripe/webhook$",
     "^/metrics$",
 ]
@@ -140,8 +138,7 @@ def create_app(services: Services, *, debug: bool = False) -> Litestar:
     )
     return Litestar(
         route_handlers=[
-            twilio_router,
-            whatsapp_router,
+            *ROUTERS,
             stripe_webhook,
             metrics,
             healthz,
@@ -167,7 +164,7 @@ def create_app(services: Services, *, debug: bool = False) -> Litestar:
             cookie_secure=secure,
             cookie_httponly=True,
             cookie_samesite="lax",
-            exclude=["/twilio/", "/whatsapp/", "/stripe/webhook"],
+            exclude=[*WEBHOOK_PREFIXES, "/stripe/webhook"],
         ),
         template_config=template_config(services.clock, services.business.tz),
         openapi_config=OpenAPIConfig(

@@ -1,7 +1,7 @@
 """Exception handlers: exceptions are data, the response is chosen here at the edge.
 
 Staff pages get an HTML error page (and a redirect to /login when the session is missing),
-``/api`` gets JSON, ``/twilio`` and health checks get plain text. Every handler is total: a
+``/api`` gets JSON, provider webhooks and health checks get plain text. Every handler is total: a
 failure while rendering the error page falls back to plain text instead of escaping.
 """
 
@@ -14,10 +14,12 @@ from urllib.parse import quote
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException
 
+from channels.registry import WEBHOOK_PREFIXES
+
 __all__ = ["EXCEPTION_HANDLERS", "is_htmx"]
 
 log = logging.getLogger("textdesk.web")
-_PLAIN_PREFIXES = ("/twilio", "/healthz", "/readyz", "/metrics", "/static")
+_PLAIN_PREFIXES = (*WEBHOOK_PREFIXES, "/healthz", "/readyz", "/metrics", "/static")
 TITLES = {
     400: "Bad request",
     401: "Please log in",

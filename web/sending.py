@@ -1,7 +1,7 @@
 """Sending an agent's reply: the dispatcher's REST send, started in the background.
 
 The request waits a moment (``SEND_WAIT_S``) so the page it redirects to usually shows the
-outcome (sent / failed with its error code); a slow Twilio never holds the agent's page longer,
+outcome (sent / failed with its error code); a slow provider never holds the agent's page longer,
 the send finishes in the background and the transcript's polling picks up the new status.
 """
 
@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import logging
 
+from textdesk import tasks
 from textdesk.delivery import Dispatcher
 
 __all__ = ["SEND_WAIT_S", "send_soon"]
 
 log = logging.getLogger("textdesk.web.sending")
 SEND_WAIT_S = 3.0
-_background: set[asyncio.Task[None]] = set()
 
 
 async def _send(dispatcher: Dispatcher, message_id: int) -> None:
@@ -28,8 +28,6 @@ async def _send(dispatcher: Dispatcher, message_id: int) -> None:
 
 
 async def send_soon(dispatcher: Dispatcher, message_id: int, wait_s: float = SEND_WAIT_S) -> None:
-    task = asyncio.ensure_future(_send(dispatcher, message_id))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    task = tasks.spawn(_send(dispatcher, message_id))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(task), timeout=wait_s)

@@ -1,7 +1,8 @@
 """Understanding through any OpenAI-compatible chat-completions endpoint.
 
 One turn is one request (plus retries, plus at most one repair), all inside a hard time budget
-that keeps the webhook inside Twilio's 15 s window. Every failure ends in a value, never an
+(``llm_total_budget_s``); how long a webhook waits for the turn is the channel's business. Every
+failure ends in a value, never an
 exception the pipeline has to know about:
 
 - 408 / 409 / 429 / 5xx, connection error, timeout: retried by tenacity (Retry-After honoured,
@@ -54,25 +55,20 @@ from textdesk.errors import ConfigurationError, MalformedOutput, ProviderError, 
 from textdesk.redact import redact_obj
 from textdesk.settings import Settings
 
-__all__ = ["PIPELINE_MARGIN_S", "OpenAIProvider", "RetryTiming", "llm_budget_s"]
+__all__ = ["OpenAIProvider", "RetryTiming", "llm_budget_s"]
 
 log = logging.getLogger(__name__)
 
-PIPELINE_MARGIN_S = 1.5  # what the rest of a turn (store, policy, tools, guard) may need
 _MIN_ATTEMPT_S = 0.25  # don't start a request with less time than this left
 _OPENAI_HOST = "api.openai.com"
-
-
-TWILIO_WINDOW_S = 15.0  # Twilio gives up on a webhook after 15 s
 
 
 def llm_budget_s(settings: Settings) -> float:
     """Seconds the whole understanding step may take: retries, repair and all.
 
-    Not tied to ``turn_budget_s``: when a turn outlives that, the webhook has already answered
-    and the reply follows over REST, so the model may still finish. The cap keeps a turn inside
-    Twilio's window even when the webhook waits for it."""
-    return max(0.5, min(settings.llm_total_budget_s, TWILIO_WINDOW_S - PIPELINE_MARGIN_S))
+    Not tied to any channel's webhook window: a channel that answers inline waits only its own
+    budget, and a turn that outlives it sends its reply over REST, so the model may still finish."""
+    return max(0.5, settings.llm_total_budget_s)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ async def business(sqlite_url: str, name: str) -> AsyncIterator[tuple[Services, 
                          clock=FrozenClock(now.astimezone(dt.UTC)))
 
     async def say(text: str) -> TurnResult:
-        return await svc.pipeline.handle(Inbound(sender=PHONE, body=text, sid=f"SM{uuid.uuid4().hex}"))
+        return await svc.pipeline.handle(Inbound(sender=PHONE, body=text,
+            provider_message_id=f"SM{uuid.uuid4().hex}"))
 
     try:
         yield svc, say

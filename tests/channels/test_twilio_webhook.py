@@ -101,7 +101,7 @@ async def test_status_callback_updates_delivery(sms: Sms, services: Any) -> None
         query=f"m={out.id}",
     )
     out2 = next(m for m in await messages(services) if m.id == out.id)
-    assert (out2.status, out2.twilio_sid) == ("delivered", "SMout1")
+    assert (out2.status, out2.provider_message_id) == ("delivered", "SMout1")
 
 
 async def test_error_21610_marks_the_contact_opted_out(sms: Sms, services: Any) -> None:
@@ -121,7 +121,7 @@ async def test_error_21610_marks_the_contact_opted_out(sms: Sms, services: Any) 
     assert c is not None and c.consent == "opted_out"
     async with services.sessions() as s:
         events = list(await s.exec(select(ConsentEvent)))
-    assert [(e.new, e.source) for e in events] == [("opted_out", "carrier_21610")]
+    assert [(e.new, e.source) for e in events] == [("opted_out", "carrier_opt_out")]
     # And nothing more is sent to them.
     resp = await sms.text("hello again")
     assert resp.text.endswith("<Response/>")
@@ -163,10 +163,10 @@ async def test_slow_turn_answers_empty_twiml_and_sends_over_rest(sms: Sms, servi
         assert form["StatusCallback"].startswith("https://sms.example.com/twilio/status?m=")
     for _ in range(20):
         out = [m for m in await messages(services) if m.direction == "out"]
-        if out and out[0].twilio_sid:
+        if out and out[0].provider_message_id:
             break
         await asyncio.sleep(0.05)
-    assert (out[0].delivery, out[0].twilio_sid) == ("rest", "SMrest1")
+    assert (out[0].delivery, out[0].provider_message_id) == ("rest", "SMrest1")
 
 
 async def test_rest_send_retries_429_then_succeeds(services: Any) -> None:
@@ -178,8 +178,8 @@ async def test_rest_send_retries_429_then_succeeds(services: Any) -> None:
                 httpx.Response(201, json={"sid": "SMok", "status": "queued", "account_sid": ACCOUNT_SID}),
             ]
         )
-        result = await services.twilio.send("+12125550123", "hello")
-        assert not result.ok and result.retryable
-        result = await services.twilio.send("+12125550123", "hello")
-        assert result.ok and result.sid == "SMok"
+        result = await services.twilio.send("+12125550123", "hello", 1)
+        assert not result.ok and result.retryable and result.error == "rate_limited"
+        result = await services.twilio.send("+12125550123", "hello", 1)
+        assert result.ok and result.provider_message_id == "SMok"
         assert route.call_count == 2

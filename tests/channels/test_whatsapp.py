@@ -162,10 +162,10 @@ async def test_slow_turn_replies_over_rest_as_a_whatsapp_message(wa: Sms, servic
         assert "12 Maple St" in form["Body"]
     for _ in range(20):
         out = [m for m in await _rows(services, Message) if m.direction == "out"]
-        if out and out[0].twilio_sid:
+        if out and out[0].provider_message_id:
             break
         await asyncio.sleep(0.05)
-    assert (out[0].delivery, out[0].twilio_sid) == ("rest", "SMwarest")
+    assert (out[0].delivery, out[0].provider_message_id) == ("rest", "SMwarest")
 
 
 # -- addresses, window, templates ---------------------------------------------------------------------
@@ -224,16 +224,18 @@ async def test_sender_sends_session_and_template_messages(services: Services) ->
                 ),
             ]
         )
-        ok = await sender.send("+14155550100", "Your haircut is confirmed.")
+        ok = await sender.send("+14155550100", "Your haircut is confirmed.", 4)
         plan = plan_outbound(
             "x", last_inbound_at=None, now=NOW, template=Template("HX" + "b" * 32, {"1": "Ana"})
         )
-        templ = await sender.send_planned("+14155550100", plan, sender.status_url(5))
-        late = await sender.send("+14155550100", "late free-form")
+        templ = await sender.send_planned("+14155550100", plan, 5)
+        late = await sender.send("+14155550100", "late free-form", 6)
     first, second = (dict(httpx.QueryParams(c.request.content.decode())) for c in route.calls[:2])
-    assert (ok.ok, ok.sid) == (True, "SM1")
+    assert (ok.ok, ok.provider_message_id) == (True, "SM1")
+    callback = first.pop("StatusCallback")
     assert first == {"To": CUSTOMER, "From": OURS, "Body": "Your haircut is confirmed."}
-    assert (templ.ok, templ.sid) == (True, "SM2")
+    assert callback.endswith("/twilio/status?m=4")
+    assert (templ.ok, templ.provider_message_id) == (True, "SM2")
     assert second["ContentSid"] == "HX" + "b" * 32 and json.loads(second["ContentVariables"]) == {"1": "Ana"}
     assert "Body" not in second and second["StatusCallback"].endswith("/twilio/status?m=5")
-    assert (late.ok, late.error_code, late.retryable) == (False, 63016, False)
+    assert (late.ok, late.error_code, late.retryable, late.error) == (False, 63016, False, "rejected")

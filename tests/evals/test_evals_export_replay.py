@@ -48,7 +48,8 @@ async def _seed(url: str) -> dict[str, Any]:
         turns = sorted((m, phone, text) for phone, script in SCRIPT.items() for m, text in script)
         for minutes, phone, text in turns:
             clock.advance(seconds=(MONDAY + dt.timedelta(minutes=minutes) - clock.now()).total_seconds())
-            r = await svc.pipeline.handle(Inbound(sender=phone, body=text, sid=f"SM{uuid.uuid4().hex}"))
+            r = await svc.pipeline.handle(Inbound(sender=phone, body=text,
+                provider_message_id=f"SM{uuid.uuid4().hex}"))
             results.setdefault(phone, []).append(r)
     finally:
         await svc.engine.dispose()

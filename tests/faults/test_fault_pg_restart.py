@@ -63,8 +63,8 @@ class Db:
 async def read_db(cluster: Any) -> Db:
     conn = await asyncpg.connect(cluster.dsn, timeout=10)
     try:
-        inbound = await conn.fetch("SELECT id, twilio_sid, contact_id, processed_at, created_at, body "
-                                   "FROM message WHERE direction = 'in' ORDER BY id")
+        inbound = await conn.fetch("SELECT id, provider_message_id, contact_id, processed_at, created_at, "
+                                   "body FROM message WHERE direction = 'in' ORDER BY id")
         outbound = await conn.fetch("SELECT id, in_reply_to, contact_id, status, delivery, kind, body "
                                     "FROM message WHERE direction = 'out' ORDER BY id")
         traces = Counter(r["message_id"] for r in await conn.fetch("SELECT message_id FROM trace"))
@@ -80,13 +80,11 @@ async def read_db(cluster: Any) -> Db:
 
 async def settle_sends(services: Services, within_s: float = 10.0) -> None:
     """Wait (bounded) until no outbound message is still being handed to the REST API."""
-    from channels import twilio_routes
-    from textdesk import pipeline as pipeline_module
+    from textdesk import tasks
 
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        busy = [t for t in (*pipeline_module._background, *twilio_routes._background) if not t.done()]
-        if not busy:
+        if not tasks.pending():
             return
         await asyncio.sleep(0.05)
 
@@ -127,7 +125,7 @@ class Out:
 
 
 def left(hooks: Any, fake_twilio: Any, db: Db) -> list[Out]:
-    sid_of_inbound = {r["id"]: r["twilio_sid"] for r in db.inbound}
+    sid_of_inbound = {r["id"]: r["provider_message_id"] for r in db.inbound}
     reply_to = {r["id"]: r["in_reply_to"] for r in db.outbound}
     # Twilio acts on the 200 answer it received; a webhook is re-sent only when no 200 came
     # back, so a later 200 for the same MessageSid (a replay) replaces an earlier one.
@@ -151,15 +149,15 @@ def history(hooks: Any, sid: str) -> str:
 def check_invariants(hooks: Any, fake_twilio: Any, db: Db, sids: list[str], opted_out_phones: list[str],
                      *, every_reply_leaves: bool = True) -> list[str]:
     problems: list[str] = []
-    ids = {r["twilio_sid"]: r["id"] for r in db.inbound}
-    sid_of = {r["id"]: r["twilio_sid"] for r in db.inbound}
-    stored = Counter(r["twilio_sid"] for r in db.inbound)
+    ids = {r["provider_message_id"]: r["id"] for r in db.inbound}
+    sid_of = {r["id"]: r["provider_message_id"] for r in db.inbound}
+    stored = Counter(r["provider_message_id"] for r in db.inbound)
     for sid in sids:
         if stored[sid] != 1:
             problems.append(f"MessageSid {sid} stored {stored[sid]} times")
     for r in db.inbound:
         if r["processed_at"] is None:
-            problems.append(f"inbound {r['id']} ({history(hooks, r['twilio_sid'])}) never processed")
+            problems.append(f"inbound {r['id']} ({history(hooks, r['provider_message_id'])}) never processed")
         if db.traces[r["id"]] != 1:
             problems.append(f"inbound {r['id']} has {db.traces[r['id']]} traces")
     live = Counter(r["in_reply_to"] for r in db.outbound if r["status"] != "blocked")
@@ -270,7 +268,7 @@ async def test_postgres_stop_and_restart_under_traffic(pg_cluster: Any, fake_twi
         problems += [f"{sid} never got a 200 after retries" for sid, a in last.items() if a.status != 200]
         # "5xx only if nothing was stored": list the 5xx answers whose inbound WAS stored by that
         # very attempt; the invariants above already require each to be answered exactly once.
-        stored_at = {r["twilio_sid"]: r["created_at"].timestamp() for r in db.inbound}
+        stored_at = {r["provider_message_id"]: r["created_at"].timestamp() for r in db.inbound}
         stored_on_5xx = [a.sid for a in failed if stored_at.get(a.sid, float("inf")) <= a.at]
         summary = (f"{len(sids)} webhooks, {len(failed)} failed first time "
                    f"({Counter(a.status for a in failed)}), {len(during)} during the outage, "
@@ -296,7 +294,7 @@ async def test_outage_before_the_inbound_is_stored_fails_cleanly_and_retry_answe
         assert a.status is not None and a.status >= 500, a
         await pg_cluster.astart()
         db = await read_db(pg_cluster)
-        assert [r for r in db.inbound if r["twilio_sid"] == params["MessageSid"]] == []
+        assert [r for r in db.inbound if r["provider_message_id"] == params["MessageSid"]] == []
         b = await hooks.post(params)
         assert b.status == 200 and len(b.messages) == 1 and "Maple" in b.messages[0], b
         c = await hooks.post(params)  # one more retry: the same answer, nothing new
@@ -330,7 +328,7 @@ async def test_outage_mid_turn_after_store_is_answered_once_by_the_retry(
         assert fired and a.status is not None and a.status >= 500, a
         await pg_cluster.astart()
         db = await read_db(pg_cluster)
-        (row,) = [r for r in db.inbound if r["twilio_sid"] == params["MessageSid"]]
+        (row,) = [r for r in db.inbound if r["provider_message_id"] == params["MessageSid"]]
         assert row["processed_at"] is None and db.outbound == []
         b = await hooks.post(params)
         assert b.status == 200 and len(b.messages) == 1, b

@@ -94,7 +94,7 @@ async def test_transient_errors_are_retried_then_sent_exactly_once(svc: Services
     assert msg is not None
     assert len(fake_twilio.calls) == len(statuses) + 1
     assert len(fake_twilio.delivered) == 1 and fake_twilio.delivered[0].message_id == mid
-    assert msg.twilio_sid and msg.twilio_sid.startswith("SM") and msg.delivery == "rest"
+    assert msg.provider_message_id and msg.provider_message_id.startswith("SM") and msg.delivery == "rest"
     assert msg.attempts == len(statuses) + 1 and msg.status != "failed"
 
 
@@ -131,7 +131,7 @@ async def test_a_message_twilio_accepted_is_never_sent_again(svc: Services, fake
     that as "still waiting to be sent": a second send() or a retry job must not send it again."""
     mid = await queue(svc)
     first = await svc.dispatcher.send(mid)
-    assert first is not None and first.twilio_sid and len(fake_twilio.delivered) == 1
+    assert first is not None and first.provider_message_id and len(fake_twilio.delivered) == 1
     await svc.dispatcher.send(mid)
     async with svc.sessions() as s:
         await jobs.schedule(s, "send", svc.clock.now(), {"message_id": mid})
@@ -140,8 +140,9 @@ async def test_a_message_twilio_accepted_is_never_sent_again(svc: Services, fake
     msg = await row(svc, mid)
     assert len(fake_twilio.delivered) == 1, (
         f"sent {len(fake_twilio.delivered)} times; after the first send the outbox row says "
-        f"status={first.status!r} twilio_sid={first.twilio_sid!r}, which send() treats as not sent yet")
-    assert msg.twilio_sid == first.twilio_sid
+        f"status={first.status!r} provider_message_id={first.provider_message_id!r}, "
+        "which send() treats as not sent yet")
+    assert msg.provider_message_id == first.provider_message_id
 
 
 # -- a later retry job ------------------------------------------------------------------------------
@@ -219,8 +220,7 @@ async def test_a_hung_twilio_times_out_each_attempt_and_marks_failed(svc: Servic
         http = HttpxTwilioClient(httpx.AsyncClient(timeout=httpx.Timeout(0.4, connect=0.4)), timeout=0.4)
         channel = TwilioChannel(s.twilio_account_sid, s.twilio_auth_token.get_secret_value(), s.twilio_from,
                                 s.public_url, http=http, api_base=hung.base)
-        svc.dispatcher.sender = channel
-        svc.dispatcher.senders = {**getattr(svc.dispatcher, "senders", {}), "sms": channel}
+        svc.dispatcher.senders = {**svc.dispatcher.senders, ("sms", channel.provider): channel}
         mid = await queue(svc)
         started = time.monotonic()
         msg = await asyncio.wait_for(svc.dispatcher.send(mid), timeout=15)
@@ -241,7 +241,7 @@ async def test_opt_out_between_queue_and_send_blocks_the_message(svc: Services, 
     msg = await svc.dispatcher.send(mid)
     assert msg is not None and msg.status == "blocked"
     conf = await svc.dispatcher.send(confirmation)
-    assert conf is not None and conf.twilio_sid
+    assert conf is not None and conf.provider_message_id
     assert [c.message_id for c in fake_twilio.calls] == [confirmation]
 
 

@@ -130,9 +130,9 @@ async def db_rows(pg_url: str, sid: str) -> dict[str, Any]:
     conn = await asyncpg.connect(f"postgresql://postgres@{url.host}:{url.port}/{url.database}",
                                  server_settings={"search_path": str(schema)}, timeout=10)
     try:
-        inbound = await conn.fetch("SELECT id, processed_at FROM message WHERE twilio_sid = $1", sid)
+        inbound = await conn.fetch("SELECT id, processed_at FROM message WHERE provider_message_id = $1", sid)
         ids = [r["id"] for r in inbound]
-        outbound = await conn.fetch("SELECT id, status, delivery, twilio_sid, kind FROM message "
+        outbound = await conn.fetch("SELECT id, status, delivery, provider_message_id, kind FROM message "
                                     "WHERE direction = 'out' AND in_reply_to = ANY($1::int[])", ids)
         traces = await conn.fetchval("SELECT count(*) FROM trace WHERE message_id = ANY($1::int[])", ids)
     finally:
@@ -191,7 +191,8 @@ async def test_worker_killed_mid_turn_is_recovered_once_on_restart(
     assert len(rows["inbound"]) == 1, "stored once"
     assert rows["inbound"][0]["processed_at"] is not None and rows["traces"] == 1, "processed once"
     live = [r for r in rows["outbound"] if r["status"] != "blocked"]
-    assert len(live) == 1 and live[0]["delivery"] == "rest" and live[0]["twilio_sid"], rows["outbound"]
+    assert len(live) == 1 and live[0]["delivery"] == "rest", rows["outbound"]
+    assert live[0]["provider_message_id"], rows["outbound"]
     sends = [s for s in twilio_server.sends if s.to == PHONE]
     assert len(sends) == 1 and sends[0].message_id == live[0]["id"], sends
     assert "12 Maple St" in sends[0].body
@@ -224,7 +225,8 @@ async def test_startup_recovery_does_not_wait_on_a_hung_twilio(pg_url: str, kit:
                     contact = await repo.get_or_create_contact(s, f"+1212555{180 + i:04d}")
                     conv = await repo.open_conversation(s, contact, services.clock.now())
                     s.add(Message(conversation_id=conv.id or 0, contact_id=contact.id or 0, direction="in",
-                                  body="where are you located?", twilio_sid=f"SMdead{i}", author="customer",
+                                  body="where are you located?", provider_message_id=f"SMdead{i}",
+                                  author="customer",
                                   created_at=services.clock.now()))
                 await s.commit()
             started = time.monotonic()

@@ -21,7 +21,7 @@ _n = iter(range(10**9))
 
 
 async def say(s: Services, body: str, phone: str) -> Any:
-    return await s.pipeline.handle(Inbound(sender=phone, body=body, sid=f"SMcal{next(_n)}"))
+    return await s.pipeline.handle(Inbound(sender=phone, body=body, provider_message_id=f"SMcal{next(_n)}"))
 
 
 @pytest.fixture

@@ -86,8 +86,9 @@ def signed(event: dict[str, Any], at: dt.datetime) -> tuple[bytes, str]:
 
 
 async def book_color(svc: Services, phone: str) -> tuple[Any, Booking]:
-    await svc.pipeline.handle(Inbound(sender=phone, body="color tomorrow at 10am", sid=f"SMd{next(_n)}"))
-    r = await svc.pipeline.handle(Inbound(sender=phone, body="yes", sid=f"SMd{next(_n)}"))
+    await svc.pipeline.handle(Inbound(sender=phone, body="color tomorrow at 10am",
+        provider_message_id=f"SMd{next(_n)}"))
+    r = await svc.pipeline.handle(Inbound(sender=phone, body="yes", provider_message_id=f"SMd{next(_n)}"))
     async with svc.sessions() as db:
         b = (await db.exec(select(Booking).order_by(Booking.created_at.desc()))).first()  # type: ignore[attr-defined]
     assert b is not None

@@ -30,7 +30,8 @@ async def test_one_contact_is_processed_in_arrival_order_across_two_workers(pg_u
     async def send(i: int, phone: str) -> None:
         worker = w1 if i % 2 == 0 else w2
         await asyncio.sleep(0.005 * i)  # arrival order
-        await worker.pipeline.handle(Inbound(sender=phone, body=bodies[i], sid=f"SM{phone[-4:]}-{i}"))
+        await worker.pipeline.handle(Inbound(sender=phone, body=bodies[i],
+            provider_message_id=f"SM{phone[-4:]}-{i}"))
 
     await asyncio.gather(*(send(i, p) for p in phones for i in range(len(bodies))))
     async with w1.sessions() as db:
@@ -41,7 +42,8 @@ async def test_one_contact_is_processed_in_arrival_order_across_two_workers(pg_u
     assert len(inbound) == 20 and all(m.processed_at is not None for m in inbound)
     assert len(traces) == 20 and len({t.message_id for t in traces}) == 20  # each processed once
     for phone in phones:
-        ids = [m.id for m in inbound if m.twilio_sid and m.twilio_sid.startswith(f"SM{phone[-4:]}")]
+        ids = [m.id for m in inbound
+               if m.provider_message_id and m.provider_message_id.startswith(f"SM{phone[-4:]}")]
         processed = [t.message_id for t in traces if t.message_id in ids]
         assert processed == sorted(ids)  # answered in the order they were stored
     await w1.engine.dispose()

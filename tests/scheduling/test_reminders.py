@@ -49,7 +49,7 @@ _n = iter(range(10**9))
 
 
 async def text(s: Services, body: str, phone: str = PHONE) -> Any:
-    return await s.pipeline.handle(Inbound(sender=phone, body=body, sid=f"SMt{next(_n)}"))
+    return await s.pipeline.handle(Inbound(sender=phone, body=body, provider_message_id=f"SMt{next(_n)}"))
 
 
 async def book_tomorrow_3pm(s: Services) -> Booking:
@@ -181,7 +181,7 @@ async def test_exactly_once_across_two_workers(pg_url: str) -> None:
 async def test_crash_recovery_answers_stored_inbound_once(svc: Services) -> None:
     # A worker stored the message and died before answering (simulated: stored, never processed).
     inbound = await svc.pipeline._store(
-        PHONE, Inbound(sender=PHONE, body="where are you located?", sid="SMcrash")
+        PHONE, Inbound(sender=PHONE, body="where are you located?", provider_message_id="SMcrash")
     )
     assert inbound.processed_at is None
     sent: list[dict[str, str]] = []
@@ -190,7 +190,8 @@ async def test_crash_recovery_answers_stored_inbound_once(svc: Services) -> None
         assert await svc.pipeline.recover() == 1
         assert await svc.pipeline.recover() == 0
         # Twilio's retry of the same webhook gets the first answer, not a second one.
-        again = await svc.pipeline.handle(Inbound(sender=PHONE, body="where are you located?", sid="SMcrash"))
+        again = await svc.pipeline.handle(Inbound(sender=PHONE, body="where are you located?",
+            provider_message_id="SMcrash"))
     assert again.duplicate
     assert len(sent) == 1 and "12 Maple St" in sent[0]["Body"]
     async with svc.sessions() as db:

@@ -59,7 +59,7 @@ async def svc(db_url: str) -> AsyncIterator[Services]:
 
 async def say(svc: Services, sender: str, *bodies: str) -> None:
     for body in bodies:
-        await svc.pipeline.handle(Inbound(sender, body, sid=f"SM{uuid.uuid4().hex}"))
+        await svc.pipeline.handle(Inbound(sender, body, provider_message_id=f"SM{uuid.uuid4().hex}"))
 
 
 async def seed(svc: Services) -> None:
@@ -249,7 +249,7 @@ async def test_pipeline_keeps_a_forgotten_opt_out_silent(svc: Services) -> None:
         await privacy.forget_contact(s, CARA, "cli", key=privacy.suppression_key(
             svc.settings.secret_key.get_secret_value()))
         await s.commit()
-    r = await svc.pipeline.handle(Inbound(CARA, "hey, are you open today?", sid="SMback1"))
+    r = await svc.pipeline.handle(Inbound(CARA, "hey, are you open today?", provider_message_id="SMback1"))
     assert r.consent == "opted_out" and r.reply is None
 
 

@@ -55,7 +55,7 @@ async def svc(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[Services]:
 
 
 async def text(p: Pipeline, sender: str, body: str) -> TurnResult:
-    return await p.handle(Inbound(sender, body, sid=f"SM{uuid.uuid4().hex}"))
+    return await p.handle(Inbound(sender, body, provider_message_id=f"SM{uuid.uuid4().hex}"))
 
 
 async def snapshot(svc: Services, phone: str) -> dict[str, Any]:

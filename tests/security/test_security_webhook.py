@@ -169,8 +169,8 @@ def _fuzz(db_url: str, examples: int, *, allow_nul: bool, max_sid: int) -> Count
         engine = make_engine(db_url)  # the app's engine lives in the test client's portal loop
         try:
             async with make_sessionmaker(engine)() as s:
-                rows = await s.exec(select(Message.twilio_sid, func.count()).where(Message.direction == "in")
-                                    .group_by(Message.twilio_sid))
+                rows = await s.exec(select(Message.provider_message_id, func.count())
+                                    .where(Message.direction == "in").group_by(Message.provider_message_id))
                 return [n for _, n in rows]
         finally:
             await engine.dispose()

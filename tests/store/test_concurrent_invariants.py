@@ -105,7 +105,8 @@ def _twilio_ok(sent: list[dict[str, str]], delay: float = 0.0) -> Any:
 
 async def _book(w: Any, phone: str, when: str) -> None:
     for body in (f"haircut tomorrow at {when}", "yes"):
-        await w.services[0].pipeline.handle(Inbound(sender=phone, body=body, sid=f"SM{uuid.uuid4().hex}"))
+        await w.services[0].pipeline.handle(Inbound(sender=phone, body=body,
+            provider_message_id=f"SM{uuid.uuid4().hex}"))
 
 
 async def test_one_reminder_per_booking_and_offset_even_when_a_job_runs_twice(db_url: str) -> None:

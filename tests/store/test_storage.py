@@ -48,13 +48,19 @@ async def test_migrations_create_every_table(db_url: str) -> None:
     assert names >= TABLES
 
 
-async def test_twilio_sid_is_unique(sessions: object) -> None:
+async def test_provider_message_id_is_unique_per_provider(sessions: object) -> None:
     async with sessions() as s:  # type: ignore[operator]
         c = await repo.get_or_create_contact(s, "+12125550123")
         conv = await repo.open_conversation(s, c, dt.datetime.now(dt.UTC))
-        s.add(Message(conversation_id=conv.id, contact_id=c.id, direction="in", body="a", twilio_sid="SM1"))
+
+        def msg(body: str, provider: str) -> Message:
+            return Message(conversation_id=conv.id, contact_id=c.id, direction="in", body=body,
+                           provider="twilio" if provider == "twilio" else provider, provider_message_id="SM1")
+
+        s.add(msg("a", "twilio"))
+        s.add(msg("a", "vonage"))  # another provider's id space
         await s.commit()
-        s.add(Message(conversation_id=conv.id, contact_id=c.id, direction="in", body="b", twilio_sid="SM1"))
+        s.add(msg("b", "twilio"))
         with pytest.raises(IntegrityError):
             await s.commit()
 

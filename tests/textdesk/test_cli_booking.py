@@ -19,7 +19,8 @@ def test_no_show_command(sqlite_url: str) -> None:
     async def book() -> str:
         svc = build_services(make_settings(sqlite_url), clock=FrozenClock(MONDAY_9AM))
         for i, body in enumerate(["haircut tomorrow at 3pm", "yes"]):
-            await svc.pipeline.handle(Inbound(sender="+12125550123", body=body, sid=f"SMns{i}"))
+            await svc.pipeline.handle(Inbound(sender="+12125550123", body=body,
+                provider_message_id=f"SMns{i}"))
         async with svc.sessions() as s:
             (b,) = list(await s.exec(select(Booking)))
         await svc.engine.dispose()

@@ -21,7 +21,7 @@ from channels.twilio import TwilioChannel
 from channels.twilio_http import HttpxTwilioClient
 from store.models import User
 from tests.conftest import ACCOUNT_SID, PUBLIC_URL, Sms, make_settings
-from textdesk import pipeline as pipeline_module
+from textdesk import tasks
 from textdesk.clock import FrozenClock
 from textdesk.pipeline import Inbound, TurnResult
 from textdesk.services import Services, build_services
@@ -143,7 +143,7 @@ async def settle(limit_s: float = 10.0) -> None:
     app on its own event loop in a thread, so this polls instead of awaiting the tasks."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit_s
-    while any(not t.done() for t in list(pipeline_module._background)):
+    while tasks.pending():
         if loop.time() > deadline:
             raise TimeoutError("background hooks did not finish")
         await asyncio.sleep(0.01)
@@ -169,7 +169,7 @@ class Web:
     async def text(self, body: str, phone: str = "+12125550123") -> TurnResult:
         """A customer turn through the pipeline directly. Waits for the turn's background hooks:
         they run on this test's loop, which the test client blocks while it waits for the app."""
-        inbound = Inbound(sender=phone, body=body, sid=f"SM{uuid.uuid4().hex}")
+        inbound = Inbound(sender=phone, body=body, provider_message_id=f"SM{uuid.uuid4().hex}")
         result = await self.services.pipeline.handle(inbound)
         await settle()
         return result

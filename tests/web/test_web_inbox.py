@@ -139,14 +139,14 @@ async def test_reply_goes_through_the_outbox_and_twilio_and_shows_its_status(web
     sent = [m for m in await messages(web, cid) if m.kind == "agent"]
     assert len(sent) == 1
     msg = sent[0]
-    assert msg.author == f"agent:{web.users['agent']}" and msg.delivery == "rest" and msg.twilio_sid
+    assert msg.author == f"agent:{web.users['agent']}" and msg.delivery == "rest" and msg.provider_message_id
     assert web.twilio.sent[-1]["To"] == "+12125550123"
     assert web.twilio.sent[-1]["Body"] == "Hi, this is Sam from the salon."
     # Twilio calls back: the page shows the new delivery status.
     cb = await web.sms.post(
         "/twilio/status",
         {
-            "MessageSid": msg.twilio_sid or "",
+            "MessageSid": msg.provider_message_id or "",
             "MessageStatus": "delivered",
             "AccountSid": web.services.settings.twilio_account_sid,
         },

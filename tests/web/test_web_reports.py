@@ -30,7 +30,7 @@ async def seed_month(web: Web) -> None:
         msg = (await s.exec(select(Message).where(Message.kind == "agent"))).one()
     await web.sms.post(
         "/twilio/status",
-        {"MessageSid": msg.twilio_sid or "", "MessageStatus": "undelivered", "ErrorCode": "30007"},
+        {"MessageSid": msg.provider_message_id or "", "MessageStatus": "undelivered", "ErrorCode": "30007"},
         query=f"m={msg.id}",
     )
     async with web.services.sessions() as s:

@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Router
 
-from channels import messagebird, plivo, vonage
+from channels import messagebird, plivo, vonage, webchat
 from channels.base import Sender
 from channels.twilio import TwilioChannel
 from channels.twilio_routes import twilio_router
@@ -23,8 +23,10 @@ ROUTERS: list[Router] = [
     vonage.router,
     plivo.router,
     messagebird.router,
+    webchat.router,
 ]
-# Provider webhooks: no staff session, no CSRF token (each route checks its own signature).
+# Provider webhooks and the web chat: no staff session, no CSRF token (each route checks its own
+# signature; the web chat its visitor token).
 WEBHOOK_PREFIXES: tuple[str, ...] = tuple(f"{r.path}/" for r in ROUTERS)
 
 
@@ -44,6 +46,7 @@ def build_channels(settings: Settings, twilio: TwilioChannel | None = None) -> d
         vonage.PROVIDER: vonage.build(settings),
         plivo.PROVIDER: plivo.build(settings),
         messagebird.PROVIDER: messagebird.build(settings),
+        webchat.PROVIDER: webchat.WebchatSender(),
     }
 
 
@@ -52,6 +55,7 @@ def build_senders(settings: Settings, channels: dict[str, Any]) -> dict[tuple[st
     senders: dict[tuple[str, str], Sender] = {
         ("sms", name): ch for name, ch in channels.items() if getattr(ch, "channel", None) == "sms"
     }
+    senders[(webchat.CHANNEL, webchat.PROVIDER)] = channels[webchat.PROVIDER]
     twilio: TwilioChannel = channels[TwilioChannel.provider]
     whatsapp_from = settings.whatsapp_from or twilio.from_number
     senders[(WHATSAPP, twilio.provider)] = WhatsAppSender(twilio, whatsapp_from)

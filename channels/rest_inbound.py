@@ -25,9 +25,15 @@ __all__ = ["answer_by_rest", "first_use", "form_or_json", "refuse"]
 log = logging.getLogger("textdesk.channels")
 
 
-async def answer_by_rest(services: Any, inbound: Inbound, budget_s: float) -> TurnResult | None:
+async def answer_by_rest(
+    services: Any, inbound: Inbound, budget_s: float, wait_for_sends: bool = False
+) -> TurnResult | None:
     """The turn's result when it ended within ``budget_s``; None when it goes on in the background
-    (its replies still leave by REST when it ends)."""
+    (its replies still leave by REST when it ends). ``wait_for_sends``: when the turn ended in
+    time, also wait (within the same budget) for its replies to be handed over, for a channel
+    whose response shows them (the web chat)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget_s
     turn = asyncio.ensure_future(services.pipeline.handle(inbound))
 
     async def send_replies() -> None:
@@ -36,11 +42,15 @@ async def answer_by_rest(services: Any, inbound: Inbound, budget_s: float) -> Tu
             if r.status == "queued":
                 await services.dispatcher.send(r.id)
 
-    tasks.spawn(send_replies())
+    # Spawned first: the replies go out even when the webhook's request is cut short.
+    sending = tasks.spawn(send_replies())
     try:
-        return await asyncio.wait_for(asyncio.shield(turn), timeout=budget_s)
+        result = await asyncio.wait_for(asyncio.shield(turn), timeout=budget_s)
+        if wait_for_sends:
+            await asyncio.wait_for(asyncio.shield(sending), timeout=max(deadline - loop.time(), 0.0))
     except TimeoutError:
-        return None
+        return None if not turn.done() else turn.result()
+    return result
 
 
 async def first_use(services: Any, provider: str, nonce: str, window: dt.timedelta) -> bool:

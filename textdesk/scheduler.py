@@ -32,6 +32,7 @@ from textdesk import privacy
 from textdesk.business import Business
 from textdesk.clock import Clock
 from textdesk.delivery import Dispatcher
+from textdesk.phone import is_visitor
 from textdesk.quiet import next_allowed
 from textdesk.settings import Settings
 
@@ -223,6 +224,10 @@ class Scheduler:
         contact = await s.get(Contact, contact_id)
         if contact is None or contact.consent != "opted_in":
             await repo.audit(s, "outreach.skipped_no_consent", contact_id=contact_id, at=now)
+            await s.commit()
+            return None
+        if is_visitor(contact.phone):  # a web chat visitor who left no number: nowhere to text
+            await repo.audit(s, "outreach.skipped_no_number", contact_id=contact_id, at=now)
             await s.commit()
             return None
         allowed = next_allowed(now, contact.phone, self.business)

@@ -24,6 +24,7 @@ from store.models import Booking, Contact, Conversation, Payment, new_id
 from store.no_overlap import is_overlap_error, queue_for_slot
 from textdesk.business import Business
 from textdesk.errors import ToolError
+from textdesk.phone import is_visitor
 from tools.availability import check_slot
 from tools.schemas import (
     STATE_CHANGING,
@@ -157,7 +158,9 @@ async def _create(ctx: ToolContext, a: CreateBooking) -> dict[str, Any]:
     data: dict[str, Any] = {"booking_id": booking.id, "provider": booking.provider}
     if ctx.payments is not None and svc.deposit:
         data.update(await _request_deposit(ctx, booking, svc.deposit))
-    if ctx.contact.consent == "unknown":
+    # Booking by text consents to texts about it; a web chat visitor has no number to text yet
+    # (they consent explicitly when they leave one).
+    if ctx.contact.consent == "unknown" and not is_visitor(ctx.contact.phone):
         await repo.set_consent(ctx.session, ctx.contact, "opted_in", "booking", detail=booking.id, at=ctx.now)
     await repo.audit(
         ctx.session,

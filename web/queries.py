@@ -56,6 +56,7 @@ class InboxRow:
     tags: list[str]
     name: str | None
     phone: str
+    channel: str
     assignee: str | None
     last_message_at: dt.datetime
     waiting_since: dt.datetime | None
@@ -122,6 +123,7 @@ async def inbox_rows(session: AsyncSession, f: InboxFilter) -> list[InboxRow]:
                 tags=list(conv.tags),
                 name=contact.name,
                 phone=contact.phone,
+                channel=conv.channel,
                 assignee=emails.get(conv.assigned_to or 0),
                 last_message_at=conv.last_message_at,
                 waiting_since=since,

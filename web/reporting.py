@@ -46,7 +46,8 @@ class Report:
     first_response_s: list[float] = field(default_factory=list)
     unanswered: int = 0
     delivery: list[tuple[str, int]] = field(default_factory=list)
-    error_codes: list[tuple[int, int]] = field(default_factory=list)
+    error_codes: list[tuple[tuple[str, int], int]] = field(default_factory=list)  # (provider, code), n
+    channels: list[tuple[str, int, int]] = field(default_factory=list)  # channel, conversations, escalated
     opt_out_sources: list[tuple[str, int]] = field(default_factory=list)
     days: list[DayRow] = field(default_factory=list)
 
@@ -133,13 +134,19 @@ async def build_report(
 
     convs = list(
         await session.exec(
-            select(Conversation.id, Conversation.escalation_reason, Conversation.escalated_at).where(
-                col(Conversation.started_at) >= since, col(Conversation.started_at) < until
-            )
+            select(
+                Conversation.id,
+                Conversation.escalation_reason,
+                Conversation.escalated_at,
+                Conversation.channel,
+            ).where(col(Conversation.started_at) >= since, col(Conversation.started_at) < until)
         )
     )
     rep.conversations = len(convs)
-    escalated = [(cid, reason or "other", at) for cid, reason, at in convs if at is not None]
+    per_channel: Counter[str] = Counter(ch for *_, ch in convs)
+    escalated_on: Counter[str] = Counter(ch for _, _, at, ch in convs if at is not None)
+    rep.channels = [(ch, n, escalated_on[ch]) for ch, n in per_channel.most_common()]
+    escalated = [(cid, reason or "other", at) for cid, reason, at, _ in convs if at is not None]
     rep.escalated = len(escalated)
     rep.escalations = Counter(r for _, r, _ in escalated).most_common()
 
@@ -161,13 +168,16 @@ async def build_report(
             elif at is not None:
                 rep.first_response_s.append(max(0.0, (_aware(first) - _aware(at)).total_seconds()))
 
-    columns = (Message.created_at, Message.direction, Message.segments, Message.status, Message.error_code)
+    columns = (
+        Message.created_at, Message.direction, Message.segments, Message.status, Message.error_code,
+        Message.provider,
+    )
     msgs = await session.exec(
         select(*columns).where(col(Message.created_at) >= since, col(Message.created_at) < until)  # type: ignore[call-overload]
     )
     delivery: Counter[str] = Counter()
-    codes: Counter[int] = Counter()
-    for created, direction, segments, status, code in msgs:
+    codes: Counter[tuple[str, int]] = Counter()
+    for created, direction, segments, status, code, provider in msgs:
         row = days.get(_aware(created).astimezone(tz).date())
         if direction == "in":
             if row:
@@ -175,7 +185,7 @@ async def build_report(
             continue
         delivery[status] += 1
         if code:
-            codes[int(code)] += 1
+            codes[(provider or "–", int(code))] += 1
         if row:
             row.outbound += 1
             row.segments += segments

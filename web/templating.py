@@ -11,9 +11,10 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from textdesk.clock import Clock
+from textdesk.phone import VISITOR_PREFIX, is_visitor
 from textdesk.redact import redact
 
-__all__ = ["STATUS_LABELS", "TEMPLATES", "template_config"]
+__all__ = ["CHANNEL_LABELS", "STATUS_LABELS", "TEMPLATES", "template_config"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATUS_LABELS = {
@@ -22,6 +23,7 @@ STATUS_LABELS = {
     "bot": "Bot",
     "resolved": "Resolved",
 }
+CHANNEL_LABELS = {"sms": "SMS", "whatsapp": "WhatsApp", "webchat": "Web chat", "console": "Console"}
 REASON_LABELS = {
     "requested": "Asked for a person",
     "low_confidence": "Bot unsure",
@@ -35,6 +37,11 @@ REASON_LABELS = {
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def address(phone: str) -> str:
+    """How staff see a contact's address: a web chat visitor who left no number has none."""
+    return f"Web visitor {phone.removeprefix(VISITOR_PREFIX)[:6]}" if is_visitor(phone) else phone
 
 
 def duration(seconds: float | None) -> str:
@@ -85,6 +92,8 @@ def template_config(clock: Clock, tz: Any) -> TemplateConfig[JinjaTemplateEngine
         status_label=lambda s: STATUS_LABELS.get(s, s),
         reason_label=lambda r: REASON_LABELS.get(r, r or "–"),
         pct=lambda v: "–" if v is None else f"{v * 100:.0f}%",
+        channel_label=lambda c: CHANNEL_LABELS.get(c, c),
+        address=address,
     )
     env.globals.update(STATUS_LABELS=STATUS_LABELS, REASON_LABELS=REASON_LABELS)
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))

@@ -146,6 +146,7 @@ class TracesController(Controller):
             status_code=status_code,
             trace=trace,
             inbound=redact_obj(inbound.body) if inbound else None,
+            channel=inbound.channel if inbound else None,
             replies=[(m.id, redact_obj(m.body), m.status, m.segments, m.kind) for m in replies],
             steps=redact_obj(trace.steps),
             llm=redact_obj(trace.llm),

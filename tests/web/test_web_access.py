@@ -4,12 +4,16 @@ visitors (pages -> redirect to /login, /api -> 401) and for each role (wrong rol
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar import Litestar
+from sqlmodel import select
 
-from store.models import Trace
-from tests.web.conftest import Web, login, post_form
+from store.models import Contact, Message, Trace
+from tests.web.conftest import Web, login, make_web, post_form
+from textdesk.clock import FrozenClock
 from web.auth import add_user
 
 ANY = {"admin", "agent", "reviewer"}
@@ -62,6 +66,22 @@ PUBLIC = {
     ("POST", "/twilio/sms"),
     ("POST", "/twilio/status"),
     ("POST", "/whatsapp/sms"),
+    ("GET", "/vonage/inbound"),  # Vonage can be set to deliver webhooks by GET
+    ("POST", "/vonage/inbound"),
+    ("GET", "/vonage/status"),
+    ("POST", "/vonage/status"),
+    ("POST", "/plivo/sms"),
+    ("POST", "/plivo/status"),
+    ("GET", "/messagebird/sms"),  # Bird's flow URLs may call by GET
+    ("POST", "/messagebird/sms"),
+    ("GET", "/messagebird/status"),
+    ("POST", "/messagebird/status"),
+    ("GET", "/webchat/widget.js"),
+    ("POST", "/webchat/session"),  # a visitor token for a new web chat
+    ("POST", "/webchat/messages"),  # these need that visitor token
+    ("GET", "/webchat/messages"),
+    ("GET", "/webchat/stream"),
+    ("POST", "/webchat/phone"),
     ("POST", "/stripe/webhook"),
     ("GET", "/metrics"),
     ("GET", "/healthz"),
@@ -182,3 +202,44 @@ async def test_security_headers_on_pages_and_errors(web: Web) -> None:
         assert resp.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]
         assert resp.headers["x-content-type-options"] == "nosniff"
+
+
+CONFIGURED: dict[str, Any] = {
+    "vonage_api_key": "abcd1234",
+    "vonage_api_secret": "api-secret",
+    "vonage_signature_secret": "sig-secret-0123456789",
+    "vonage_from": "15005550007",
+    "plivo_auth_id": "MAXXXXXXXXXXXXXXXXXX",
+    "plivo_auth_token": "plivo-token",
+    "plivo_from": "15005550008",
+    "messagebird_access_key": "live_key",
+    "messagebird_signing_key": "signing-key",
+    "messagebird_from": "15005550009",
+}
+# Every route that takes a message or a receipt from outside, with a plausible unsigned body.
+INBOUND = [
+    ("/twilio/sms", {"MessageSid": "SM" + "a" * 32, "From": "+12125550123", "Body": "book me in"}),
+    ("/twilio/status", {"MessageSid": "SM" + "a" * 32, "MessageStatus": "delivered"}),
+    ("/whatsapp/sms", {"MessageSid": "SM" + "b" * 32, "From": "whatsapp:+12125550123", "Body": "hi"}),
+    ("/vonage/inbound", {"msisdn": "12125550123", "to": "15005550007", "messageId": "0A01", "text": "hi"}),
+    ("/vonage/status", {"messageId": "0A0000001", "status": "delivered", "client-ref": "1"}),
+    ("/plivo/sms", {"From": "12125550123", "To": "15005550008", "MessageUUID": "u-1", "Text": "hi"}),
+    ("/plivo/status", {"MessageUUID": "u-1", "Status": "delivered"}),
+    ("/messagebird/sms", {"originator": "12125550123", "recipient": "15005550009", "id": "m1", "body": "hi"}),
+    ("/messagebird/status", {"id": "m1", "status": "delivered", "reference": "1"}),
+    ("/webchat/messages", {"text": "hi", "client_id": "c" * 16}),
+]
+
+
+@pytest.mark.parametrize(("path", "params"), INBOUND, ids=[p for p, _ in INBOUND])
+async def test_unsigned_requests_to_inbound_routes_are_refused_and_store_nothing(
+    sqlite_url: str, tmp_path: Path, clock: FrozenClock, path: str, params: dict[str, str]
+) -> None:
+    """Every provider configured (an unconfigured one refuses everything anyway), then requests
+    with no signature, form-encoded and JSON alike."""
+    async for web in make_web(sqlite_url, tmp_path, clock, **CONFIGURED):
+        client = web.new_client()
+        for resp in (await client.post(path, data=params), await client.post(path, json=params)):
+            assert resp.status_code in (401, 403), (path, resp.status_code, resp.text)
+        async with web.services.sessions() as s:
+            assert list(await s.exec(select(Message))) == [] and list(await s.exec(select(Contact))) == []

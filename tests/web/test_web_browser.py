@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,17 +94,21 @@ SEED = [  # (customer, message), sent as signed webhooks once the server is up
 ]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def serve(tmp_path: Path, seed: bool = True, **over: Any) -> Iterator[Server]:
+    """The app under uvicorn on a free port (settings ``over`` on top of the web tests' own)."""
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'browser.db'}"
     migrate(db_url)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     asyncio.run(_seed_users(db_url, tmp_path, url))
-    settings = web_settings(db_url, tmp_path, public_url=url)
+    settings = web_settings(db_url, tmp_path, public_url=url, **over)
     fake = FakeTwilio()
     app = create_app(build_services(settings, twilio=fake.channel(settings)))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # A short graceful shutdown: a web chat stream left open would otherwise hold it.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
@@ -114,12 +119,18 @@ def server(tmp_path: Path) -> Iterator[Server]:
         time.sleep(0.05)
     try:
         srv = Server(url, fake, tmp_path / "saved")
-        for sender, body in SEED:
+        for sender, body in SEED if seed else []:
             assert srv.text(body, sender).status_code == 200
         yield srv
     finally:
         uv.should_exit = True
         thread.join(timeout=20)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with serve(tmp_path) as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ __all__ = [
     "Job",
     "Message",
     "Payment",
+    "StaffSession",
     "StripeEvent",
     "Trace",
     "TurnLock",
@@ -264,3 +265,19 @@ class WebhookNonce(SQLModel, table=True):
     provider: str = Field(max_length=16)
     nonce: str = Field(max_length=128)
     seen_at: dt.datetime = Field(default_factory=utcnow, index=True)
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in staff browser. The cookie carries a random token; ``id`` is its SHA-256 (hex),
+    never the token itself. A session ends when revoked (logout, password or role change,
+    deactivation, "sign out everywhere"), past ``expires_at`` or idle too long (web/auth.py)."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    password_fp: str = Field(max_length=16)  # the password hash's fingerprint at sign-in
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    last_seen_at: dt.datetime = Field(default_factory=utcnow)
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+    user_agent: str | None = Field(default=None, max_length=200)
+    ip: str | None = Field(default=None, max_length=45)

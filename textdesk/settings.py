@@ -119,7 +119,9 @@ class Settings(IntegrationSettings):
     scheduler_enabled: bool = True
 
     # Staff web app (web/).
-    session_hours: int = 12  # absolute lifetime of a staff login cookie
+    session_hours: int = 12  # absolute lifetime of a staff session
+    # A session unused this long ends. Last use is recorded at most once a minute, hence >= 2.
+    session_idle_minutes: int = Field(default=60, ge=2)
     login_max_failures: int = 5  # per account, within login_lockout_minutes
     login_ip_max_failures: int = 20  # per client IP (offices share one), within login_lockout_minutes
     login_lockout_minutes: int = 15

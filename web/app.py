@@ -42,6 +42,7 @@ from web.routes.session import session_router
 from web.routes.traces import TracesController
 from web.security import security_headers
 from web.slack import SlackNotifier
+from web.staff_sessions import SessionPolicy
 from web.telemetry import TurnSpans, otlp_provider
 from web.templating import template_config
 from web.throttle import LoginThrottle
@@ -124,7 +125,8 @@ def create_app(services: Services, *, debug: bool = False) -> Litestar:
     state = State(
         {
             "services": services,
-            "session_codec": SessionCodec(secret, dt.timedelta(hours=settings.session_hours)),
+            "session_codec": SessionCodec(secret),
+            "session_policy": SessionPolicy.from_settings(settings),
             "throttle": LoginThrottle(
                 settings.login_max_failures,
                 settings.login_ip_max_failures,

@@ -1,20 +1,21 @@
-"""Staff accounts: argon2id password hashes, signed session cookies, the authentication middleware.
+"""Staff accounts: argon2id password hashes, server-side sessions, the authentication middleware.
 
-Sessions are stateless signed cookies (HMAC-SHA256 keyed from ``settings.secret_key``): the
-cookie carries the user id, an absolute expiry and a fingerprint of the password hash. Every
-request re-reads the user, so deactivating an account or changing its role takes effect at once,
-and a password change invalidates every cookie issued before it. Logging out clears the cookie in
-the browser; a copy of the cookie stolen before that stays valid until it expires
-(``settings.session_hours``), the price of needing no session table.
+A session is a row of ``staffsession`` (``web.staff_sessions``); the cookie carries only its
+random token, HMAC-SHA256-signed with a key derived from ``settings.secret_key`` so a forged or
+mangled cookie is refused without a database read. Every request looks the row up with its user:
+it must not be revoked, past its absolute expiry (``settings.session_hours``) or unused for
+``settings.session_idle_minutes``, and the user must be active with the password the session
+began with. Logout revokes the row, so a copy of the cookie taken earlier is refused from then on,
+by every worker; a role change, deactivation, a password change (by any path) and an admin's
+"sign out everywhere" end all of a user's sessions. The cost is one indexed read per request and
+one write per session per minute at most (``last_seen_at``).
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,17 +31,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import User
 from textdesk.settings import Settings
+from web.staff_sessions import check_session
 
 __all__ = [
     "ROLES",
     "SESSION_COOKIE",
     "SessionAuthMiddleware",
     "SessionCodec",
-    "SessionData",
     "Staff",
     "add_user",
+    "cookie_token",
     "create_user",
     "hash_password",
+    "user_for_cookie",
     "validate_email",
     "verify_password",
 ]
@@ -140,79 +143,59 @@ async def create_user(settings: Settings, email: str, role: str, password: str) 
 # -- session cookies -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SessionData:
-    uid: int
-    pv: str  # password fingerprint
-    exp: int  # unix seconds
-
-
-def password_fingerprint(user: User) -> str:
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class SessionCodec:
-    """Signs and checks session cookie values: ``base64(json).base64(hmac)``."""
+    """Signs and checks session cookie values: ``token.base64(hmac(token))``."""
 
-    def __init__(self, secret: str, max_age: dt.timedelta) -> None:
+    def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(b"textdesk-session\x00" + secret.encode()).digest()
-        self.max_age = max_age
 
-    def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+    def _sign(self, token: str) -> str:
+        return _b64(hmac.new(self._key, token.encode(), hashlib.sha256).digest())
 
-    def encode(self, user: User, now: dt.datetime) -> str:
-        payload = {
-            "uid": user.id,
-            "pv": password_fingerprint(user),
-            "exp": int((now + self.max_age).timestamp()),
-        }
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
-        return f"{body}.{self._sign(body)}"
+    def encode(self, token: str) -> str:
+        return f"{token}.{self._sign(token)}"
 
-    def decode(self, value: str, now: dt.datetime) -> SessionData | None:
-        body, _, sig = value.partition(".")
-        if not body or not sig or not hmac.compare_digest(sig, self._sign(body)):
+    def decode(self, value: str | None) -> str | None:
+        """The token of a well-signed value, else None."""
+        token, _, sig = (value or "").partition(".")
+        if not token or not sig or not hmac.compare_digest(sig, self._sign(token)):
             return None
-        try:
-            raw: Any = json.loads(_unb64(body))
-            data = SessionData(uid=int(raw["uid"]), pv=str(raw["pv"]), exp=int(raw["exp"]))
-        except (ValueError, KeyError, TypeError):
-            return None
-        return data if data.exp > now.timestamp() else None
+        return token
 
 
-async def user_for_cookie(connection: ASGIConnection[Any, Any, Any, Any], value: str | None) -> Staff | None:
-    """The active user a cookie value belongs to, or None."""
-    if not value:
+def cookie_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The session token of the request's cookie, if it carries a well-signed one."""
+    codec: SessionCodec = connection.app.state.session_codec
+    return codec.decode(connection.cookies.get(SESSION_COOKIE))
+
+
+async def user_for_cookie(connection: ASGIConnection[Any, Any, Any, Any]) -> Staff | None:
+    """The user of the request's live session, or None."""
+    token = cookie_token(connection)
+    if token is None:
         return None
     services = connection.app.state.services
-    data = connection.app.state.session_codec.decode(value, services.clock.now())
-    if data is None:
+    async with services.sessions() as db:
+        found = await check_session(db, token, services.clock.now(), connection.app.state.session_policy)
+        await db.commit()  # a touched last_seen_at, or a session revoked under a changed user
+    if found is None:
         return None
-    async with services.sessions() as session:
-        user = await session.get(User, data.uid)
-    if user is None or not user.active or not hmac.compare_digest(password_fingerprint(user), data.pv):
-        return None
+    _, user = found
     return Staff(id=user.id or 0, email=user.email, role=user.role)
 
 
 class SessionAuthMiddleware(AbstractAuthenticationMiddleware):
-    """Every route not excluded needs a valid session cookie; otherwise NotAuthorizedException
-    (turned into a redirect to /login for pages and a 401 for /api by the exception handlers)."""
+    """Every route not excluded needs a live session; otherwise NotAuthorizedException (turned
+    into a redirect to /login for pages and a 401 for /api by the exception handlers)."""
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        staff = await user_for_cookie(connection, connection.cookies.get(SESSION_COOKIE))
+        staff = await user_for_cookie(connection)
         if staff is None:
             raise NotAuthorizedException("login required")
         return AuthenticationResult(user=staff, auth=None)

@@ -37,6 +37,7 @@ from textdesk.pipeline import Inbound
 from textdesk.services import build_services
 from web.app import create_app
 from web.auth import SESSION_COOKIE, add_user
+from web.staff_sessions import start_session
 
 EXAMPLES = 25
 INT32 = 2**31 - 1
@@ -76,11 +77,14 @@ def _fuzz_operation(op: Any, client: TestClient[Litestar], headers: dict[str, st
 
 
 async def _admin_cookie(app: Litestar, db_url: str, clock: FrozenClock) -> str:
+    """A signed-in admin's cookie, its session started in the table as login does."""
     engine = make_engine(db_url)
     async with make_sessionmaker(engine)() as s:
         user = (await s.exec(select(User))).one()
+        token = await start_session(s, user, clock.now(), app.state.session_policy)
+        await s.commit()
     await engine.dispose()
-    return str(app.state.session_codec.encode(user, clock.now()))
+    return str(app.state.session_codec.encode(token))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

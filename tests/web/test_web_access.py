@@ -54,6 +54,7 @@ MATRIX: list[tuple[str, str, set[str], dict[str, str] | None]] = [
     ),
     ("POST", "/admin/users/{uid}/role", ADMIN, {"role": "reviewer"}),
     ("POST", "/admin/users/{uid}/active", ADMIN, {"active": "false"}),
+    ("POST", "/admin/users/{uid}/sessions/revoke", ADMIN, {}),
     ("GET", "/admin/settings", ADMIN, None),
     ("GET", "/api/me", ANY, None),
     ("GET", "/api/conversations", INBOX, None),

@@ -1,5 +1,5 @@
-"""Administration: staff accounts (list, create, change role, deactivate) and settings (read-only,
-secrets masked). Admins only."""
+"""Administration: staff accounts (list, create, change role, deactivate, see and end their
+sessions) and settings (read-only, secrets masked). Admins only."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
+from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath
@@ -22,6 +23,7 @@ from web.deps import CurrentStaff, Db, Svc
 from web.guards import ADMIN, requires
 from web.queries import active_admins, list_users
 from web.routes.common import in_range, page, see_other
+from web.staff_sessions import active_sessions, revoke_user_sessions
 
 __all__ = ["AdminController", "masked_settings"]
 
@@ -75,6 +77,8 @@ class AdminController(Controller):
         self,
         db: Db,
         staff: CurrentStaff,
+        services: Svc,
+        state: State,
         *,
         error: str | None = None,
         form: NewUserForm | None = None,
@@ -85,25 +89,26 @@ class AdminController(Controller):
             staff,
             status_code=status_code,
             users=await list_users(db),
+            sessions=await active_sessions(db, services.clock.now(), state.session_policy),
             roles=ROLES,
             error=error,
             form=form or NewUserForm(),
         )
 
     @get("/users", name="users")
-    async def users(self, db: Db, staff: CurrentStaff) -> Template:
-        return await self._users(db, staff)
+    async def users(self, db: Db, staff: CurrentStaff, services: Svc, state: State) -> Template:
+        return await self._users(db, staff, services, state)
 
     @post("/users", status_code=303)
     async def create(
-        self, db: Db, staff: CurrentStaff, services: Svc, data: Annotated[NewUserForm, Form]
+        self, db: Db, staff: CurrentStaff, services: Svc, state: State, data: Annotated[NewUserForm, Form]
     ) -> Redirect | Template:
         try:
             user = await add_user(db, data.email, data.role, data.password)
         except ValueError as exc:
             await db.rollback()
             data.password = ""
-            return await self._users(db, staff, error=str(exc), form=data, status_code=400)
+            return await self._users(db, staff, services, state, error=str(exc), form=data, status_code=400)
         await repo.audit(
             db,
             "staff.user_created",
@@ -126,25 +131,37 @@ class AdminController(Controller):
 
     @post("/users/{uid:int}/role", status_code=303)
     async def set_role(
-        self, db: Db, staff: CurrentStaff, services: Svc, uid: FromPath[int], data: Annotated[RoleForm, Form]
+        self,
+        db: Db,
+        staff: CurrentStaff,
+        services: Svc,
+        state: State,
+        uid: FromPath[int],
+        data: Annotated[RoleForm, Form],
     ) -> Redirect | Template:
         user = await self._target(db, uid)
         if data.role not in ROLES:
-            return await self._users(db, staff, error=f"Unknown role {data.role!r}.", status_code=400)
+            return await self._users(
+                db, staff, services, state, error=f"Unknown role {data.role!r}.", status_code=400
+            )
         if data.role != "admin" and await self._would_orphan(db, user):
             return await self._users(
-                db, staff, error="There must be at least one active admin.", status_code=409
+                db, staff, services, state, error="There must be at least one active admin.", status_code=409
             )
+        if data.role == user.role:
+            return see_other("/admin/users")
+        now = services.clock.now()
         old, user.role = user.role, data.role
         db.add(user)
         await repo.audit(
             db,
             "staff.role_changed",
             actor=staff.actor,
-            at=services.clock.now(),
+            at=now,
             user_id=uid,
             old=old,
             new=data.role,
+            sessions_revoked=await revoke_user_sessions(db, uid, now),
         )
         return see_other("/admin/users")
 
@@ -154,6 +171,7 @@ class AdminController(Controller):
         db: Db,
         staff: CurrentStaff,
         services: Svc,
+        state: State,
         uid: FromPath[int],
         data: Annotated[ActiveForm, Form],
     ) -> Redirect | Template:
@@ -161,16 +179,43 @@ class AdminController(Controller):
         active = data.active == "true"
         if not active and (uid == staff.id or await self._would_orphan(db, user)):
             return await self._users(
-                db, staff, status_code=409, error="You cannot deactivate yourself or the last active admin."
+                db,
+                staff,
+                services,
+                state,
+                status_code=409,
+                error="You cannot deactivate yourself or the last active admin.",
             )
+        now = services.clock.now()
         user.active = active
         db.add(user)
+        if active:
+            await repo.audit(db, "staff.user_activated", actor=staff.actor, at=now, user_id=uid)
+        else:
+            await repo.audit(
+                db,
+                "staff.user_deactivated",
+                actor=staff.actor,
+                at=now,
+                user_id=uid,
+                sessions_revoked=await revoke_user_sessions(db, uid, now),
+            )
+        return see_other("/admin/users")
+
+    @post("/users/{uid:int}/sessions/revoke", status_code=303)
+    async def sign_out_everywhere(
+        self, db: Db, staff: CurrentStaff, services: Svc, uid: FromPath[int]
+    ) -> Redirect:
+        """Ends every session of the user, on every device (yours too, if it is you)."""
+        await self._target(db, uid)
+        now = services.clock.now()
         await repo.audit(
             db,
-            "staff.user_activated" if active else "staff.user_deactivated",
+            "staff.sessions_revoked",
             actor=staff.actor,
-            at=services.clock.now(),
+            at=now,
             user_id=uid,
+            sessions_revoked=await revoke_user_sessions(db, uid, now),
         )
         return see_other("/admin/users")
 

@@ -13,10 +13,19 @@ from sqlmodel import select
 
 from store import repo
 from store.models import User
-from web.auth import SESSION_COOKIE, Staff, hash_password, needs_rehash, user_for_cookie, verify_password
+from web.auth import (
+    SESSION_COOKIE,
+    Staff,
+    cookie_token,
+    hash_password,
+    needs_rehash,
+    user_for_cookie,
+    verify_password,
+)
 from web.deps import CurrentStaff, Db, Svc
 from web.guards import ANY_STAFF, requires
 from web.routes.common import client_ip, page, safe_next, see_other
+from web.staff_sessions import revoke_session, start_session
 
 __all__ = ["session_router"]
 
@@ -35,7 +44,7 @@ class LoginForm:
 async def login_page(
     request: Request[Any, Any, Any], next: FromQuery[str | None] = None
 ) -> Template | Redirect:
-    staff = await user_for_cookie(request, request.cookies.get(SESSION_COOKIE))
+    staff = await user_for_cookie(request)
     if staff is not None:
         return see_other(safe_next(next) or staff.home)
     return page("login.html", None, next=safe_next(next) or "", email="", error=None)
@@ -74,16 +83,19 @@ async def login(
             error="Wrong email or password.",
         )
     state.throttle.succeeded(email)
-    if needs_rehash(user):
+    if needs_rehash(user):  # before the session: it records the fingerprint of the new hash
         user.password_hash = hash_password(data.password)
         db.add(user)
+    token = await start_session(
+        db, user, now, state.session_policy, user_agent=request.headers.get("user-agent"), ip=ip
+    )
     await repo.audit(db, "staff.login", actor=f"staff:{user.id}", at=now, ip=ip)
     staff = Staff(user.id or 0, user.email, user.role)
     redirect = see_other(safe_next(data.next) or staff.home)
     redirect.set_cookie(
         key=SESSION_COOKIE,
-        value=state.session_codec.encode(user, now),
-        max_age=int(state.session_codec.max_age.total_seconds()),
+        value=state.session_codec.encode(token),
+        max_age=int(state.session_policy.lifetime.total_seconds()),
         path="/",
         httponly=True,
         secure=state.secure_cookies,
@@ -93,7 +105,11 @@ async def login(
 
 
 @post("/logout", opt=_PUBLIC, status_code=303)
-async def logout(request: Request[Any, Any, Any]) -> Redirect:
+async def logout(request: Request[Any, Any, Any], db: Db, services: Svc) -> Redirect:
+    """Ends the session in the table, so a copy of the cookie is refused too, then clears it."""
+    token = cookie_token(request)
+    if token is not None:
+        await revoke_session(db, token, services.clock.now())
     resp = see_other("/login")
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp

@@ -34,6 +34,7 @@ __all__ = [
     "PromptSpec",
     "estimate_tokens",
     "load_prompt",
+    "prompt_names",
     "render_system",
 ]
 
@@ -123,6 +124,15 @@ def _load(name: str, root: Path) -> PromptSpec:
 def load_prompt(name: str, root: Path | None = None) -> PromptSpec:
     """Load and validate ``prompts/<id>/v<N>.yaml`` (cached per name and root)."""
     return _load(name, (root or PROMPTS_DIR).resolve())
+
+
+def prompt_names(prompt_id: str = "understand", root: Path | None = None) -> list[str]:
+    """Every version of a prompt on disk, oldest first: ``["understand@v1", "understand@v2"]``."""
+    versions = []
+    for path in ((root or PROMPTS_DIR) / prompt_id).glob("v*.yaml"):
+        if path.stem[1:].isdigit():
+            versions.append(int(path.stem[1:]))
+    return [f"{prompt_id}@v{v}" for v in sorted(versions)]
 
 
 def _hours(b: Business) -> str:

@@ -96,6 +96,9 @@ class Exchange(BaseModel):
     tokens_out: int = 0
     ms: float = 0.0
     error: str | None = None
+    # time.perf_counter() when it was sent; the pipeline stores it as ``at_ms`` in the turn, and a
+    # process-local clock reading means nothing elsewhere, so it is never serialized.
+    started_s: float | None = Field(default=None, exclude=True)
 
 
 class Understanding(BaseModel):

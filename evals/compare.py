@@ -23,18 +23,18 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from evals.fixtures import as_utc, conversation_to_case, conversation_turns
-from evals.loader import build_case
+from evals.loader import LoadedCase, build_case
 from evals.metrics import EXTRA, HIGHER_IS_BETTER, LOWER_IS_BETTER, METRICS
 from evals.report import Run, fmt_metric, run_json
 from evals.runner import CaseOutcome, ProviderPool, fmt_tools, run_case
 from store.db import make_engine, make_sessionmaker
-from store.models import Contact, Conversation, Trace
+from store.models import Contact, Conversation, Message, Trace
 from textdesk.business import Business
 from textdesk.errors import EvalFileError
 from textdesk.settings import Settings
 
 __all__ = ["CaseChange", "MetricDelta", "Replayed", "compare_json", "diff_runs", "print_diff", "print_replay",
-           "replay"]
+           "replay", "stored_case"]
 
 _TURN_FIELDS = ("route", "intent", "tools")
 
@@ -186,6 +186,17 @@ async def _select(session: Any, since: dt.datetime | None, until: dt.datetime | 
     return picked
 
 
+async def stored_case(session: Any, conversation_id: int,
+                      business: Business) -> tuple[LoadedCase, list[tuple[Message, Trace | None]]]:
+    """A stored conversation as a runnable case, with its stored turns to compare against.
+
+    Raises LookupError, ValueError or EvalFileError when it cannot be replayed."""
+    data = await conversation_to_case(session, conversation_id, business)
+    case = build_case(data, business, source="<replay>", suite="replay",
+                      where=f"conversation {conversation_id}")
+    return case, await conversation_turns(session, conversation_id)
+
+
 async def replay(database_url: str, settings: Settings, business: Business, *,
                  since: dt.datetime | None = None, until: dt.datetime | None = None,
                  tags: list[str] | None = None, escalated: bool = False) -> list[Replayed]:
@@ -202,16 +213,13 @@ async def replay(database_url: str, settings: Settings, business: Business, *,
             out.append(rep)
             async with sessions() as session:
                 try:
-                    data = await conversation_to_case(session, cid, business)
-                    case = build_case(data, business, source="<replay>", suite="replay",
-                                      where=f"conversation {cid}")
+                    case, stored = await stored_case(session, cid, business)
                 except (LookupError, ValueError, EvalFileError) as exc:  # no messages, service gone...
                     rep.error = str(exc)
                     continue
-                stored = await conversation_turns(session, cid)
             outcome = await run_case(case, settings, pool)
             rep.turns, rep.error = len(outcome.turns), outcome.error
-            known = {b["id"] for b in data["contact"].get("bookings", [])}
+            known = {b.id for b in case.model.contact.bookings if b.id}
             for (msg, trace), turn in zip(stored, outcome.turns, strict=False):
                 if trace is None:
                     continue

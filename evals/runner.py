@@ -226,6 +226,13 @@ class ProviderPool:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._made: dict[str, Provider] = {}
+        self._adopted: set[str] = set()
+
+    def adopt(self, business: Business, provider: Provider) -> None:
+        """Use an already built and warmed provider (the server's) for ``business``; it stays open."""
+        key = business.model_dump_json()
+        self._made[key] = provider
+        self._adopted.add(key)
 
     def get(self, business: Business) -> Provider:
         key = business.model_dump_json()
@@ -237,7 +244,8 @@ class ProviderPool:
         return self._made[key]
 
     async def aclose(self) -> None:
-        made, self._made = list(self._made.values()), {}
+        made = [p for k, p in self._made.items() if k not in self._adopted]
+        self._made = {}
         for provider in made:
             close = getattr(provider, "aclose", None)
             if close is not None:

@@ -17,8 +17,8 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, cast
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, TypedDict, TypeVar, cast
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -28,7 +28,7 @@ from agent.policy import Decision, PolicyContext, decide
 from agent.providers.base import Provider, UnderstandRequest
 from agent.replies import R
 from agent.state import DialogueState
-from agent.types import BookingView, Understanding
+from agent.types import BookingView, Exchange, Understanding
 from guardrails.injection import InjectionScreen
 from guardrails.keywords import match_rule
 from guardrails.output import OutputGuard
@@ -79,6 +79,10 @@ class StepDecision:
     reason: str = ""
     score: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # Timing for the trace viewer's waterfall: start offset from the turn's start and duration, in ms
+    # (time.perf_counter). None on steps outside a turn (a duplicate, an invalid sender).
+    at_ms: float | None = None
+    ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,14 @@ class TurnResult:
         return sum(r.segments for r in self.replies if r.status != "blocked")
 
 
+_T = TypeVar("_T")
+
+
+class _Span(TypedDict):
+    at_ms: float
+    ms: float
+
+
 BookingEventKind = Literal["booking.created", "booking.rescheduled", "booking.cancelled"]
 EscalationHook = Callable[[int, str, str], Awaitable[None]]  # conversation id, reason, summary
 
@@ -140,6 +152,24 @@ class _Turn:
     understanding: Understanding | None = None
     replies: list[tuple[str, Kind]] = field(default_factory=list)
     crm: list[tuple[str, Any]] = field(default_factory=list)  # (event kind, booking) for CRM sync
+    started: float = 0.0  # time.perf_counter() at the turn's start: step offsets count from here
+
+    def span(self, began: float) -> _Span:
+        """``at_ms`` and ``ms`` of something that began at ``began`` (perf_counter) and ends now."""
+        now = time.perf_counter()
+        return _Span(at_ms=round((began - self.started) * 1000, 2), ms=round((now - began) * 1000, 2))
+
+    async def timed(self, step: Awaitable[_T]) -> _T:
+        """Await one pipeline step; the decisions it records get its span, unless an inner step
+        (a tool inside the rules) already timed its own."""
+        began, first = time.perf_counter(), len(self.result.steps)
+        try:
+            return await step
+        finally:
+            span, steps = self.span(began), self.result.steps
+            for i in range(first, len(steps)):
+                if steps[i].ms is None:
+                    steps[i] = replace(steps[i], **span)
 
 
 class Pipeline:
@@ -226,6 +256,35 @@ class Pipeline:
                 await self.deliver_later([x.id for x in r.replies if x.status == "queued"])
             done += 1
         return done
+
+    async def answer_again(self, message_id: int) -> TurnResult | None:
+        """A customer message that arrived while a person held the conversation, answered by the
+        bot now that it was handed back. Its first turn only recorded it (the bot stays silent
+        while a person holds a conversation); this is a new turn over the same stored message,
+        with its own trace, and its replies leave by REST. None when there is nothing to answer."""
+        from sqlalchemy import update
+        from sqlmodel import col
+
+        async with self.sessions() as session:
+            inbound = await session.get(Message, message_id)
+            contact = await session.get(Contact, inbound.contact_id) if inbound is not None else None
+        if inbound is None or contact is None or inbound.direction != "in":
+            return None
+        async with self._contact_lock(contact.phone):
+            async with self.sessions() as session:
+                reopened = await session.exec(
+                    update(Message)
+                    .where(col(Message.id) == message_id, col(Message.processed_at).is_not(None))
+                    .values(processed_at=None)
+                )
+                await session.commit()
+            if not reopened.rowcount:
+                return None
+            result = await self._process(message_id, check_earlier=False)
+        assert isinstance(result, TurnResult)
+        if self.deliver_later is not None:
+            await self.deliver_later([x.id for x in result.replies if x.status == "queued"])
+        return result
 
     async def _store(self, phone: str, msg: Inbound) -> Message:
         body = (msg.body or "")[: self.settings.max_body_chars]
@@ -328,6 +387,7 @@ class Pipeline:
                 now,
                 DialogueState.load(contact.state),
                 TurnResult(route="agent"),
+                started=started,
             )
             turn.result.message_id, turn.result.contact_id = inbound.id, contact.id
             turn.result.conversation_id = conversation.id
@@ -340,15 +400,15 @@ class Pipeline:
     # -- steps, in order --------------------------------------------------------------------------
 
     async def _run_steps(self, t: _Turn) -> None:
-        if not await self._rate_limit(t):  # 4
+        if not await t.timed(self._rate_limit(t)):  # 4
             return
-        if await self._rules(t):  # 5
+        if await t.timed(self._rules(t)):  # 5
             return
-        if await self._handoff(t):  # 6
+        if await t.timed(self._handoff(t)):  # 6
             return
-        if await self._auto_reply(t):  # 6b: the business's own keywords (HOURS), still no model
+        if await t.timed(self._auto_reply(t)):  # 6b: the business's own keywords (HOURS), still no model
             return
-        if await self._screen(t):  # 7
+        if await t.timed(self._screen(t)):  # 7
             return
         await self._agent(t)  # 8, 9, 10
 
@@ -478,6 +538,7 @@ class Pipeline:
         # Nothing is written before this point; ending the read transaction means a slow model
         # call does not hold a database lock (SQLite takes its write lock at BEGIN).
         await t.session.commit()
+        began = time.perf_counter()
         try:
             u = await provider.understand(req)
         except Exception as exc:  # providers degrade on their own; this is the last line of defence
@@ -502,6 +563,7 @@ class Pipeline:
                     "error": u.error,
                     "evidence": u.evidence,
                 },
+                **t.span(began),
             )
         )
         busy = await self._busy(t)
@@ -515,6 +577,7 @@ class Pipeline:
         ctx = PolicyContext(
             self.business, t.now, bookings, busy, run, self.settings.clarify_threshold, t.text, refresh
         )
+        began = time.perf_counter()  # the policy step's span includes the tools it runs
         decision: Decision = await decide(u, t.state, ctx)
         t.result.intent, t.result.slots = decision.intent, decision.slots
         t.result.confidence = u.confidence
@@ -524,6 +587,7 @@ class Pipeline:
                 decision.reason.rsplit(".", 1)[-1],
                 decision.reason,
                 data={"pending": t.state.pending, **decision.data},
+                **t.span(began),
             )
         )
         if decision.reply:
@@ -547,18 +611,22 @@ class Pipeline:
             t.session, t.now - dt.timedelta(days=1), t.now + dt.timedelta(days=120)
         )
         if self.calendar is not None:  # availability always comes from the configured calendar
+            began = time.perf_counter()
             try:
                 external = await self.calendar.busy(t.now, t.now + dt.timedelta(days=60))
                 busy = merge_busy(busy, external)
-                t.result.steps.append(StepDecision("calendar", "pass", self.calendar.name))
+                t.result.steps.append(StepDecision("calendar", "pass", self.calendar.name, **t.span(began)))
             except IntegrationError as exc:
-                t.result.steps.append(StepDecision("calendar", "unavailable", str(exc)[:200]))
+                t.result.steps.append(
+                    StepDecision("calendar", "unavailable", str(exc)[:200], **t.span(began))
+                )
         return busy
 
     async def _provider_within_budget(self, t: _Turn) -> Provider:
         """The cost guard: past the daily token budget, fall back to the offline provider."""
         if self.provider.name == "offline":
             return self.provider
+        began = time.perf_counter()
         from sqlalchemy import func
         from sqlmodel import select
 
@@ -579,6 +647,7 @@ class Pipeline:
                 "cost_guard",
                 "over_budget" if over else "pass",
                 data={"contact_tokens": int(mine), "total_tokens": int(total)},
+                **t.span(began),
             )
         )
         if not over:
@@ -603,10 +672,13 @@ class Pipeline:
             calendar=self.calendar,
             payments=self.payments,
         )
+        began = time.perf_counter()
         result = await run_tool(ctx, name, args)
         if result.ok:
             t.crm.extend(ctx.events)
-        t.result.steps.append(StepDecision("tool", result.code, name, data={"args": result.args}))
+        t.result.steps.append(
+            StepDecision("tool", result.code, name, data={"args": result.args}, **t.span(began))
+        )
         if result.ok:
             t.result.tools.append(result.as_call())
             if name == "escalate":
@@ -645,17 +717,19 @@ class Pipeline:
             if x
         ) | {re.sub(r"\D", "", t.contact.phone)}
         for body_text, kind in t.replies:
+            began = time.perf_counter()
             verdict = self.output_guard.check(body_text, own)
-            r.steps.append(
-                StepDecision("output_guard", "blocked" if verdict.triggered else "pass", verdict.reason)
-            )
             body = verdict.replacement if verdict.triggered and verdict.replacement else body_text
+            sending = time.perf_counter()
             msg = queue_outbound(
                 t.session, t.contact, t.conversation, body, kind=kind, in_reply_to=t.inbound.id, now=t.now
             )
             await t.session.flush()
+            # The step's span covers the send: the reply written to the outbox, which channels deliver.
+            outcome = "blocked" if verdict.triggered else "pass"
+            r.steps.append(StepDecision("output_guard", outcome, verdict.reason, **t.span(began)))
             if msg.status == "blocked":
-                r.steps.append(StepDecision("consent_gate", "blocked", kind))
+                r.steps.append(StepDecision("consent_gate", "blocked", kind, **t.span(sending)))
             r.replies.append(OutboundView(msg.id or 0, msg.body, msg.segments, msg.status))
         r.consent = t.contact.consent
         t.contact.state = t.state.model_dump()
@@ -688,7 +762,7 @@ class Pipeline:
                 tokens_out=u.tokens_out if u else 0,
                 latency_ms=round((time.perf_counter() - started) * 1000, 2),
                 steps=[asdict(s) for s in r.steps],
-                llm=[e.model_dump() for e in u.exchanges] if u else [],
+                llm=[_exchange_row(e, t.started) for e in u.exchanges] if u else [],
                 created_at=t.now,
             )
         )
@@ -758,3 +832,11 @@ class Pipeline:
         r.replies = [OutboundView(m.id or 0, m.body, m.segments, m.status, m.delivery) for m in replies]
         r.steps.append(StepDecision("idempotency", "duplicate", inbound.provider_message_id or ""))
         return r
+
+
+def _exchange_row(ex: Exchange, turn_started: float) -> dict[str, Any]:
+    """A model exchange as the trace stores it, with its start offset in the turn (``at_ms``)."""
+    row = ex.model_dump()
+    if ex.started_s is not None:
+        row["at_ms"] = round((ex.started_s - turn_started) * 1000, 2)
+    return row

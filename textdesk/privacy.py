@@ -277,7 +277,8 @@ def _purge_step(step: dict[str, Any]) -> dict[str, Any]:
 
 def _purge_exchange(ex: dict[str, Any]) -> dict[str, Any]:
     """Keep what metrics need (model, prompt, tokens, latency, error, note codes), drop the text."""
-    keep = {k: ex.get(k) for k in ("prompt_version", "model", "tokens_in", "tokens_out", "ms", "error")}
+    fields = ("prompt_version", "model", "tokens_in", "tokens_out", "ms", "at_ms", "error")
+    keep = {k: ex.get(k) for k in fields}
     response = ex.get("response") or {}
     keep["request"] = []
     keep["response"] = {"finish_reason": response.get("finish_reason")} if response else None

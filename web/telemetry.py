@@ -59,6 +59,15 @@ def _ns(at: dt.datetime) -> int:
     return int(at.timestamp() * 1e9)
 
 
+def _timed(step: dict[str, Any], start: int, end: int) -> tuple[int, int]:
+    """A step's own span inside the turn when the trace timed it (``at_ms``/``ms``), else the turn's."""
+    at, ms = step.get("at_ms"), step.get("ms")
+    if not isinstance(at, int | float) or not isinstance(ms, int | float):
+        return start, end
+    begin = min(end, start + int(at * 1e6))
+    return begin, min(end, max(begin + int(ms * 1e6), begin + 1000))
+
+
 def _attrs(values: dict[str, Any]) -> dict[str, Any]:
     """Drop empty values, redact strings (OTel attributes must be scalars)."""
     out: dict[str, Any] = {}
@@ -136,6 +145,7 @@ class TurnSpans:
 
     def _step(self, step: dict[str, Any], t: Trace, system: str, start: int, end: int, ctx: Any) -> None:
         name, outcome, reason = str(step.get("step")), str(step.get("outcome")), str(step.get("reason") or "")
+        turn_start, (start, end) = start, _timed(step, start, end)
         if name == "tool":
             span: Span = self.tracer.start_span(
                 f"execute_tool {reason}",
@@ -172,6 +182,8 @@ class TurnSpans:
             inner = set_span_in_context(span)
             for ex in t.llm:
                 dur = max(int(float(ex.get("ms") or 0) * 1e6), 1000)
+                if isinstance(ex.get("at_ms"), int | float):  # timed traces place each call where it ran
+                    at = turn_start + int(float(ex["at_ms"]) * 1e6)
                 model = str(ex.get("model") or t.model or "")
                 chat = self.tracer.start_span(
                     f"chat {model}".strip(),

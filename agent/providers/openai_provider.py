@@ -299,7 +299,7 @@ class OpenAIProvider:
             raise ProviderUnavailable(f"turn budget of {self.budget_s:.1f}s spent")
         ex = Exchange(prompt_version=self.spec.ref, model=self.model, request=redact_obj(messages))
         run.exchanges.append(ex)
-        started = time.perf_counter()
+        started = ex.started_s = time.perf_counter()
         try:
             completion = await self._client.chat.completions.create(
                 model=self.model,

@@ -92,6 +92,24 @@ async def test_an_agent_turn_has_intent_and_each_turn_is_exported_once(
     assert_no_phone(exporter.get_finished_spans())
 
 
+async def test_step_spans_start_and_last_as_the_trace_timed_them(
+    web: Web, spans_hook: TurnSpans, exporter: InMemorySpanExporter
+) -> None:
+    result = await web.text("where are you located?", PHONE)
+    await settle()
+    async with web.services.sessions() as s:
+        from sqlmodel import select
+
+        trace = (await s.exec(select(Trace).where(Trace.message_id == result.message_id))).one()
+    spans = exporter.get_finished_spans()
+    root = next(s for s in spans if s.parent is None)
+    for step in trace.steps:
+        span = next(s for s in spans if s.name == f"textdesk.step {step['step']}")
+        offset = (span.start_time or 0) - (root.start_time or 0)
+        assert abs(offset - step["at_ms"] * 1e6) < 1e4, step  # within 10 µs of the recorded offset
+        assert abs((span.end_time or 0) - (span.start_time or 0) - max(step["ms"] * 1e6, 1000)) < 1e4, step
+
+
 async def test_llm_exchanges_become_chat_spans_with_genai_attributes(
     web: Web, spans_hook: TurnSpans, exporter: InMemorySpanExporter
 ) -> None:

@@ -18,7 +18,8 @@ from textdesk.redact import redact, redact_obj
 from web.deps import CurrentStaff, Db
 from web.guards import ANY_STAFF, INBOX, REVIEW, requires
 from web.handoff import collected_fields, next_step, summary
-from web.queries import InboxFilter, TraceFilter, conversation_view, inbox_rows, trace_rows
+from web.queries import InboxFilter, conversation_view, inbox_rows
+from web.trace_queries import TraceFilter, trace_rows
 
 
 def _in_range(row_id: int) -> bool:

@@ -14,6 +14,7 @@ from store import no_overlap
 __all__ = [
     "AuditEvent",
     "Booking",
+    "CannedReply",
     "ConsentEvent",
     "Contact",
     "Conversation",
@@ -281,3 +282,15 @@ class StaffSession(SQLModel, table=True):
     revoked_at: dt.datetime | None = None
     user_agent: str | None = Field(default=None, max_length=200)
     ip: str | None = Field(default=None, max_length=45)
+
+
+class CannedReply(SQLModel, table=True):
+    """A reply agents insert into the composer; ``{variables}`` are filled for the conversation
+    when inserted (web/canned.py lists them)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(unique=True, max_length=80)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_by: str = Field(default="system", max_length=120)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)

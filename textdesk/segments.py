@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SegmentInfo", "count_segments", "fit_to_segments", "is_gsm7"]
+__all__ = ["SegmentInfo", "count_segments", "fit_to_segments", "is_gsm7", "non_gsm7"]
 
 _GSM_BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -30,6 +30,11 @@ class SegmentInfo:
 
 def is_gsm7(text: str) -> bool:
     return all(ch in _BASIC or ch in _EXT for ch in text)
+
+
+def non_gsm7(text: str) -> list[str]:
+    """The characters that force ``text`` into UCS-2, each once, in order of first appearance."""
+    return list(dict.fromkeys(ch for ch in text if ch not in _BASIC and ch not in _EXT))
 
 
 def _ucs2_units(text: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import (
@@ -195,6 +195,24 @@ async def active_bookings(session: AsyncSession, contact_id: int, after: dt.date
     return list(rows)
 
 
+async def bookings_between(
+    session: AsyncSession,
+    after: dt.datetime | None = None,
+    before: dt.datetime | None = None,
+    active_only: bool = True,
+) -> list[tuple[Booking, Contact]]:
+    """Bookings (of every contact) ending after ``after`` and starting before ``before``, each with
+    its contact, by start time; only active ones unless ``active_only`` is false."""
+    query = select(Booking, Contact).join(Contact, col(Contact.id) == col(Booking.contact_id))
+    if active_only:
+        query = query.where(Booking.status == "active")
+    if after is not None:
+        query = query.where(Booking.end > after)
+    if before is not None:
+        query = query.where(Booking.start < before)
+    return [(b, c) for b, c in await session.exec(query.order_by(col(Booking.start), col(Booking.id)))]
+
+
 async def busy_between(
     session: AsyncSession, start: dt.datetime, end: dt.datetime, exclude_booking: str | None = None
 ) -> list[Busy]:
@@ -224,3 +242,21 @@ async def audit(
             at=at or utcnow(),
         )
     )
+
+
+async def idle_held(session: AsyncSession, cutoff: dt.datetime) -> list[tuple[int, int]]:
+    """(conversation id, message id) of conversations a person holds whose newest message is the
+    customer's, sent at or before ``cutoff``: someone took it and has not answered."""
+    held = select(Conversation.id).where(Conversation.status == "with_person")
+    newest = (
+        select(func.max(Message.id))
+        .where(col(Message.conversation_id).in_(held))
+        .group_by(col(Message.conversation_id))
+    )
+    rows = await session.exec(
+        select(Message.conversation_id, Message.id).where(
+            col(Message.id).in_(newest), Message.direction == "in", col(Message.created_at) <= cutoff
+        )
+    )
+    return [(int(c), int(m or 0)) for c, m in rows]
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,10 +31,12 @@ STATUS_RANK = {
     "queued": 0,
     "accepted": 0,
     "sending": 1,
+    "retrying": 1,
     "sent": 2,
     "delivered": 3,
     "undelivered": 3,
     "failed": 3,
+    "cancelled": 3,
     "read": 4,
 }
 
@@ -57,6 +59,46 @@ class Dispatcher:
         # wrote to; a conversation with none yet (textdesk wrote first) takes the channel's default.
         self.senders = senders
         self.default_providers = default_providers or {}
+
+    @property
+    def attempt_limit(self) -> int:
+        """Attempts over every retry burst before a retryable failure is final."""
+        return 5 * self.max_attempts
+
+    async def retry_now(self, message_id: int) -> bool:
+        """Staff's "retry now": a retrying (or failed, but not opted-out) message goes back to the
+        queue at once. False when it is no longer retryable (sent, cancelled, opted out)."""
+        async with self.sessions() as s:
+            res = await s.exec(
+                update(Message)
+                .where(
+                    col(Message.id) == message_id,
+                    col(Message.direction) == "out",
+                    col(Message.status).in_(("retrying", "failed")),
+                    col(Message.provider_message_id).is_(None),
+                    or_(col(Message.error).is_(None), col(Message.error) != "opted_out"),
+                )
+                .values(status="queued", next_attempt_at=None)
+            )
+            await s.commit()
+        return bool(res.rowcount == 1)
+
+    async def cancel(self, message_id: int) -> bool:
+        """Staff's "cancel": a message that has not left yet never will (its retry job finds it
+        cancelled). False when it already left or is not pending."""
+        async with self.sessions() as s:
+            res = await s.exec(
+                update(Message)
+                .where(
+                    col(Message.id) == message_id,
+                    col(Message.direction) == "out",
+                    col(Message.status).in_(("queued", "retrying")),
+                    col(Message.provider_message_id).is_(None),
+                )
+                .values(status="cancelled", next_attempt_at=None)
+            )
+            await s.commit()
+        return bool(res.rowcount == 1)
 
     def sender_for(self, conv: Conversation | None) -> Sender | None:
         channel = conv.channel if conv else "sms"
@@ -168,6 +210,7 @@ class Dispatcher:
                 msg2.status = "blocked"
             else:
                 msg2.status, msg2.error, msg2.error_code = "failed", result.error, result.error_code
+                msg2.next_attempt_at = None
                 if result.error == "opted_out":
                     contact = await s.get(Contact, msg2.contact_id)
                     if contact is not None:
@@ -175,8 +218,10 @@ class Dispatcher:
                         await repo.set_consent(
                             s, contact, "opted_out", "carrier_opt_out", detail=detail, at=now
                         )
-                elif result.retryable and msg2.attempts < 5 * self.max_attempts:
-                    # The provider is down for longer than the inline retries: try again later, once.
+                elif result.retryable and msg2.attempts < self.attempt_limit:
+                    # The provider is down for longer than the inline retries: try again later. Not
+                    # "failed": staff would give up on a message that is still going to leave.
+                    msg2.status = "retrying"
                     msg2.next_attempt_at = now + dt.timedelta(
                         seconds=30 * 2 ** (msg2.attempts // self.max_attempts)
                     )

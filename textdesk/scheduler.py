@@ -26,7 +26,7 @@ from agent.replies import R, when_text
 from agent.state import DialogueState
 from integrations.payments.holds import PaymentRecord, holds_to_release
 from store import jobs, repo
-from store.models import Booking, Contact, Job, Message, Payment
+from store.models import Booking, Contact, Conversation, Job, Message, Payment
 from store.outbox import queue_outbound
 from textdesk import privacy
 from textdesk.business import Business
@@ -58,6 +58,8 @@ class Scheduler:
         # Answers stored-but-unanswered inbound messages (set by Services.start).
         self.recover: Callable[..., Awaitable[int]] | None = None
         self._purged_on: dt.date | None = None
+        # Team notifiers (Slack and the like) for a claimed conversation left unanswered.
+        self.alert_hooks: list[Callable[[int, str, str], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
 
     # -- running -------------------------------------------------------------------------------
@@ -90,6 +92,7 @@ class Scheduler:
         now = self.clock.now()
         await self.release_unpaid_holds(now)
         await self._retention(now)
+        await self._plan_idle_alerts(now)
         async with self.sessions() as s:
             claimed = await jobs.claim_due(s, now, self.worker)
         for job in claimed:
@@ -97,9 +100,12 @@ class Scheduler:
         return len(claimed)
 
     async def _run(self, job: Job) -> None:
-        handler = {"reminder": self._reminder, "no_show_followup": self._no_show, "send": self._send}.get(
-            job.kind
-        )
+        handler = {
+            "reminder": self._reminder,
+            "no_show_followup": self._no_show,
+            "send": self._send,
+            "idle_claim": self._idle_claim,
+        }.get(job.kind)
         status, run_at, error = "done", None, None
         try:
             if handler is None:
@@ -164,6 +170,76 @@ class Scheduler:
                 await self._start(s, contact_id, R.hold_released(service), None)
         return due
 
+    async def _plan_idle_alerts(self, now: dt.datetime) -> None:
+        """One ``idle_claim`` job per customer message a person left unanswered too long. The job's
+        dedupe key makes it once per message across workers and polls."""
+        minutes = self.settings.idle_claim_minutes
+        if minutes <= 0:
+            return
+        async with self.sessions() as s:
+            idle = await repo.idle_held(s, now - dt.timedelta(minutes=minutes))
+            planned = [
+                await jobs.schedule(
+                    s,
+                    "idle_claim",
+                    now,
+                    {"conversation_id": cid, "message_id": mid},
+                    dedupe_key=f"idle:{mid}",
+                )
+                for cid, mid in idle
+            ]
+            if any(planned):
+                try:
+                    await s.commit()
+                except IntegrityError:  # another worker planned the same ones first
+                    await s.rollback()
+
+    def _open_now(self, now: dt.datetime) -> tuple[bool, str | None]:
+        """Is the business open at ``now``, and if not, when does it next open (in words)?"""
+        local = now.astimezone(self.business.tz)
+        span = self.business.open_span(local.date())
+        if span is not None and span[0] <= local.time() < span[1]:
+            return True, None
+        for ahead in range(8):
+            day = local.date() + dt.timedelta(days=ahead)
+            span = self.business.open_span(day)
+            if span is not None and (ahead > 0 or local.time() < span[0]):
+                return False, when_text(day.isoformat(), span[0].strftime("%H:%M"))
+        return False, None
+
+    async def _idle_claim(self, job: Job) -> dt.datetime | None:
+        """The team hears that a held conversation waits; after hours the customer hears too."""
+        cid, mid = int(job.payload["conversation_id"]), int(job.payload["message_id"])
+        now = self.clock.now()
+        async with self.sessions() as s:
+            conv = await s.get(Conversation, cid)
+            newest = (
+                await s.exec(select(func.max(Message.id)).where(Message.conversation_id == cid))
+            ).one()
+            if conv is None or conv.status != "with_person" or newest != mid:
+                return None  # answered, handed back or resolved meanwhile
+            is_open, opens = self._open_now(now)
+            held: Message | None = None
+            if not is_open:
+                contact = await s.get(Contact, conv.contact_id)
+                if contact is not None:
+                    held = queue_outbound(
+                        s, contact, conv, R.holding(self.business, opens), in_reply_to=mid, now=now,
+                        dedupe_key=f"hold:{mid}",
+                    )
+            await repo.audit(
+                s, "conversation.idle_alert", contact_id=conv.contact_id, conversation_id=cid, at=now,
+                message_id=mid, holding_message=held is not None,
+            )
+            summary = conv.summary or ""
+            await s.commit()
+            held_id = held.id if held is not None and held.status == "queued" else None
+        if held_id is not None:
+            await self.dispatcher.send(held_id)
+        for hook in self.alert_hooks:
+            await hook(cid, "idle_claim", summary)  # hooks log, never raise
+        return None
+
     # -- handlers: return a new run time to defer, None when done ------------------------------
 
     async def _reminder(self, job: Job) -> dt.datetime | None:
@@ -176,12 +252,8 @@ class Scheduler:
             ):
                 return None  # cancelled or moved: a newer job covers it
             local = booking.start.astimezone(self.business.tz)
-            who = f" with {booking.provider}" if booking.provider else ""
-            body = (
-                f"Reminder from {self.business.name}: your {booking.service}{who} is "
-                f"{when_text(local.date().isoformat(), local.strftime('%H:%M'))}. "
-                "Reply 1 to confirm, 2 to reschedule, 3 to cancel."
-            )
+            body = R.reminder(self.business, booking.service, booking.provider,
+                              local.date().isoformat(), local.strftime("%H:%M"))
             state_change = {"pending": "reminder", "booking_id": booking.id}
             return await self._start(s, booking.contact_id, body, state_change, _job_key(job))
 
@@ -190,10 +262,7 @@ class Scheduler:
             booking = await s.get(Booking, job.payload.get("booking_id"))
             if booking is None or booking.status != "no_show":
                 return None
-            body = (
-                f"We missed you at your {booking.service} today. Want to rebook? Just text us a day and time."
-            )
-            return await self._start(s, booking.contact_id, body, None, _job_key(job))
+            return await self._start(s, booking.contact_id, R.no_show(booking.service), None, _job_key(job))
 
     async def _send(self, job: Job) -> dt.datetime | None:
         """A REST send that has not gone out yet (or failed on a retryable error): try it, and
@@ -201,13 +270,13 @@ class Scheduler:
         mid = int(job.payload["message_id"])
         async with self.sessions() as s:
             row = await s.get(Message, mid)
-            if row is None or row.status not in ("queued", "failed") or row.provider_message_id:
-                return None  # sent meanwhile, blocked, or gone: nothing to do
+            if row is None or row.status not in ("queued", "retrying") or row.provider_message_id:
+                return None  # sent meanwhile, blocked, cancelled, failed for good, or gone
             row.status, row.next_attempt_at = "queued", None
             s.add(row)
             await s.commit()
         msg = await self.dispatcher.send(mid, plan_retry=False)
-        if msg is not None and msg.status == "failed" and msg.next_attempt_at is not None:
+        if msg is not None and msg.status == "retrying" and msg.next_attempt_at is not None:
             return msg.next_attempt_at
         return None
 

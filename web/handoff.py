@@ -5,9 +5,10 @@ Pure functions over the conversation, the contact and its dialogue state (no I/O
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from store.models import Contact, Conversation
+from store.models import Contact, Conversation, Message
 
 __all__ = ["collected_fields", "next_step", "summary"]
 
@@ -23,6 +24,13 @@ TASKS = {
     "complaint": "Complaint",
     "greeting": "Greeting",
     "out_of_scope": "Out of scope",
+}
+_WAITING = {  # DialogueState.pending, in words
+    "confirm": "the customer to confirm",
+    "time": "the customer to pick a time",
+    "pick_booking": "the customer to say which booking",
+    "change": "the customer to say what to change",
+    "reminder": "an answer to the reminder",
 }
 _NEEDS = {"book_appointment": ("service", "date", "time"), "reschedule_appointment": ("date", "time")}
 _REASON_STEPS = {
@@ -55,26 +63,33 @@ def collected_fields(contact: Contact, recorded: dict[str, str] | None = None) -
     if st.get("task"):
         out.append(("Task", TASKS.get(str(st["task"]), str(st["task"]))))
     if st.get("pending"):
-        out.append(("Waiting for", str(st["pending"])))
+        out.append(("Waiting for", _WAITING.get(str(st["pending"]), str(st["pending"]))))
     return [(k, v) for k, v in out if v]
 
 
-def summary(conv: Conversation, contact: Contact) -> str:
-    """The escalation summary when there is one, otherwise a line built from the state."""
-    if conv.summary:
-        return conv.summary
+def summary(conv: Conversation, contact: Contact, messages: Sequence[Message] = ()) -> str:
+    """Where the conversation stands now, rebuilt on every render (so after every turn): the task
+    and what is collected, then the customer's latest words. The summary written at escalation
+    time only describes that moment, so it comes last, marked as such."""
     st = _state(contact)
     task = st.get("task")
-    if not task:
-        return "No task in progress."
-    slots = st.get("slots") or {}
-    have = ", ".join(f"{k} {v}" for k, v in slots.items() if v)
-    line = TASKS.get(str(task), str(task))
-    if have:
-        line += f": {have}"
-    if st.get("pending"):
-        line += f"; waiting for {st['pending']}"
-    return line + "."
+    parts: list[str] = []
+    if task:
+        slots = st.get("slots") or {}
+        have = ", ".join(f"{k} {v}" for k, v in slots.items() if v)
+        line = TASKS.get(str(task), str(task))
+        if have:
+            line += f": {have}"
+        if st.get("pending"):
+            line += f"; waiting for {st['pending']}"
+        parts.append(line + ".")
+    latest = next((m for m in reversed(messages) if m.direction == "in" and m.body), None)
+    if latest is not None:
+        words = latest.body if len(latest.body) <= 160 else latest.body[:157] + "..."
+        parts.append(f'Latest from the customer: "{words}"')
+    if conv.summary:
+        parts.append(f"At escalation: {conv.summary}")
+    return " ".join(parts) or "No task in progress."
 
 
 def next_step(conv: Conversation, contact: Contact) -> str:

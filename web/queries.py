@@ -12,19 +12,24 @@ from sqlalchemy import String, case, cast, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.models import Booking, Contact, Conversation, Message, Trace, User
+from store.models import Booking, ConsentEvent, Contact, Conversation, Message, Trace, User
+from web.risk import MessageFacts, risk_reasons
 
 __all__ = [
+    "STATES",
     "STATUSES",
+    "VIEWS",
+    "ContactHistory",
     "ConversationView",
     "InboxFilter",
     "InboxRow",
-    "TraceFilter",
     "claim",
+    "colleagues",
+    "contact_history",
     "conversation_view",
+    "inbox_counts",
     "inbox_rows",
     "like_pattern",
-    "trace_rows",
     "transcript_signature",
 ]
 
@@ -38,12 +43,19 @@ def like_pattern(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+VIEWS = ("all", "mine", "unassigned")  # the inbox's tabs
+STATES = ("at_risk", "opted_out", "blocked")
+
+
 @dataclass(frozen=True)
 class InboxFilter:
     status: str | None = None
     reason: str | None = None
     tag: str | None = None
     q: str | None = None
+    view: str = "all"  # all | mine (held by user_id) | unassigned (needs a person, nobody holds it)
+    state: str | None = None  # at_risk | opted_out | blocked (the injection screen blocked them)
+    user_id: int | None = None
     limit: int = 100
 
 
@@ -62,12 +74,25 @@ class InboxRow:
     waiting_since: dt.datetime | None
     last_body: str
     last_direction: str | None
+    consent: str = "unknown"
+    blocked: bool = False  # the injection screen blocked one of their messages
+    risk: list[str] = field(default_factory=list)  # web.risk reasons, most urgent first
+    last_status: str | None = None  # the newest outbound message's delivery status
 
 
 def _filtered(f: InboxFilter) -> Any:
     stmt = select(Conversation, Contact).join(Contact, col(Contact.id) == col(Conversation.contact_id))
     if f.status:
         stmt = stmt.where(Conversation.status == f.status)
+    if f.view == "mine":
+        stmt = stmt.where(Conversation.assigned_to == f.user_id, Conversation.status != "resolved")
+    elif f.view == "unassigned":
+        stmt = stmt.where(col(Conversation.assigned_to).is_(None), Conversation.status == "waiting")
+    if f.state == "opted_out":
+        stmt = stmt.where(Contact.consent == "opted_out")
+    elif f.state == "blocked":
+        screened = select(Trace.conversation_id).where(Trace.route == "blocked")
+        stmt = stmt.where(col(Conversation.id).in_(screened))
     if f.reason:
         stmt = stmt.where(Conversation.escalation_reason == f.reason)
     if f.tag:
@@ -87,11 +112,58 @@ def _filtered(f: InboxFilter) -> Any:
     return stmt
 
 
-async def inbox_rows(session: AsyncSession, f: InboxFilter) -> list[InboxRow]:
-    """Conversations needing a person first (waiting, longest wait first), then held, bot, resolved."""
+async def inbox_counts(session: AsyncSession, user_id: int) -> dict[str, int]:
+    """How many conversations each tab holds (all open ones, mine, unassigned)."""
+    nobody = col(Conversation.assigned_to).is_(None) & (Conversation.status == "waiting")
+    q = select(
+        func.count(),
+        func.sum(case((col(Conversation.assigned_to) == user_id, 1), else_=0)),
+        func.sum(case((nobody, 1), else_=0)),
+    ).where(Conversation.status != "resolved")
+    total, mine, unassigned = (await session.exec(q)).one()
+    return {"all": int(total or 0), "mine": int(mine or 0), "unassigned": int(unassigned or 0)}
+
+
+async def _risk_inputs(
+    session: AsyncSession, ids: list[int]
+) -> tuple[dict[int, list[MessageFacts]], dict[int, list[list[dict[str, Any]]]], set[int]]:
+    """Each conversation's messages (oldest first), its turns' trace steps, and which were blocked."""
+    facts: dict[int, list[MessageFacts]] = {i: [] for i in ids}
+    steps: dict[int, list[list[dict[str, Any]]]] = {i: [] for i in ids}
+    blocked: set[int] = set()
+    if not ids:
+        return facts, steps, blocked
+    cols = (Message.conversation_id, Message.direction, Message.author, Message.body, Message.status,
+            Message.created_at)
+    rows = await session.exec(
+        select(*cols).where(col(Message.conversation_id).in_(ids)).order_by(col(Message.id))  # type: ignore[call-overload]
+    )
+    for cid, direction, author, body, status, at in rows:
+        facts[cid].append(MessageFacts(direction, author, body or "", status, at))
+    for cid, route, turn in await session.exec(
+        select(Trace.conversation_id, Trace.route, Trace.steps)
+        .where(col(Trace.conversation_id).in_(ids))
+        .order_by(col(Trace.id))
+    ):
+        steps[cid or 0].append(list(turn or []))
+        if route == "blocked":
+            blocked.add(cid or 0)
+    return facts, steps, blocked
+
+
+async def inbox_rows(
+    session: AsyncSession,
+    f: InboxFilter,
+    now: dt.datetime | None = None,
+    idle_after: dt.timedelta | None = None,
+) -> list[InboxRow]:
+    """At-risk conversations first, then those needing a person (longest wait first), then held,
+    bot, resolved."""
     stmt = _filtered(f).order_by(_PRIORITY, col(Conversation.last_message_at).desc()).limit(f.limit)
     pairs = list((await session.exec(stmt)).all())
-    ids = [conv.id for conv, _ in pairs]
+    ids = [conv.id or 0 for conv, _ in pairs]
+    facts, steps, blocked = await _risk_inputs(session, ids)
+    now = now or dt.datetime.now(dt.UTC)
     last: dict[int, Message] = {}
     if ids:
         newest = (
@@ -112,8 +184,10 @@ async def inbox_rows(session: AsyncSession, f: InboxFilter) -> list[InboxRow]:
         since: dt.datetime | None = None
         if conv.status == "waiting":
             since = conv.escalated_at or conv.last_message_at
-        elif conv.status == "with_person" and m is not None and m.direction == "in":
-            since = m.created_at
+        elif conv.status in ("with_person", "bot") and m is not None and m.direction == "in":
+            since = m.created_at  # the customer's message has no answer yet
+        cid = conv.id or 0
+        outs = [x for x in facts.get(cid, []) if x.direction == "out"]
         rows.append(
             InboxRow(
                 id=conv.id or 0,
@@ -129,11 +203,20 @@ async def inbox_rows(session: AsyncSession, f: InboxFilter) -> list[InboxRow]:
                 waiting_since=since,
                 last_body=m.body if m else "",
                 last_direction=m.direction if m else None,
+                consent=contact.consent,
+                blocked=cid in blocked,
+                risk=risk_reasons(
+                    facts.get(cid, []), steps.get(cid, []), status=conv.status, now=now, idle_after=idle_after
+                ),
+                last_status=outs[-1].status if outs else None,
             )
         )
+    if f.state == "at_risk":
+        rows = [r for r in rows if r.risk]
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     rows.sort(
         key=lambda r: (
+            0 if r.risk else 1,  # at risk rises to the top, whatever its status
             STATUSES.index(r.status) if r.status in STATUSES else 9,
             (r.waiting_since or far).timestamp() if r.status == "waiting" else -r.last_message_at.timestamp(),
         )
@@ -164,13 +247,58 @@ class ConversationView:
     def signature(self) -> str:
         return transcript_signature(self.messages, self.conversation)
 
+    @property
+    def timeline(self) -> list[tuple[str, Any]]:
+        """Messages and staff notes in time order: ("msg", Message) or ("note", dict)."""
+        items: list[tuple[dt.datetime, int, str, Any]] = [
+            (_as_utc(m.created_at), i, "msg", m) for i, m in enumerate(self.messages)
+        ]
+        for j, note in enumerate(self.conversation.notes):
+            try:
+                at = _as_utc(dt.datetime.fromisoformat(str(note.get("at"))))
+            except ValueError:
+                at = dt.datetime.max.replace(tzinfo=dt.UTC)
+            items.append((at, len(self.messages) + j, "note", note))
+        return [(kind, item) for _, _, kind, item in sorted(items, key=lambda x: (x[0], x[1]))]
+
+    @property
+    def unanswered(self) -> Message | None:
+        """The customer's newest message when nothing was sent after it (None otherwise)."""
+        last = self.messages[-1] if self.messages else None
+        return last if last is not None and last.direction == "in" else None
+
+
+def _as_utc(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+@dataclass
+class ContactHistory:
+    consent: list[ConsentEvent]
+    conversations: list[Conversation]  # the contact's other conversations, newest first
+
+
+async def contact_history(session: AsyncSession, contact_id: int, current: int) -> ContactHistory:
+    events = await session.exec(
+        select(ConsentEvent)
+        .where(ConsentEvent.contact_id == contact_id)
+        .order_by(col(ConsentEvent.id).desc())
+    )
+    convs = await session.exec(
+        select(Conversation)
+        .where(Conversation.contact_id == contact_id, Conversation.id != current)
+        .order_by(col(Conversation.id).desc())
+        .limit(20)
+    )
+    return ContactHistory(list(events), list(convs))
+
 
 def transcript_signature(messages: list[Message], conv: Conversation) -> str:
     """Changes whenever anything the transcript fragment shows changes (polling compares it)."""
     h = hashlib.sha1(usedforsecurity=False)
     h.update(f"{conv.status}|{conv.assigned_to}|{len(conv.notes)}|{','.join(conv.tags)}".encode())
     for m in messages:
-        h.update(f"|{m.id}:{m.status}:{m.error_code}".encode())
+        h.update(f"|{m.id}:{m.status}:{m.error_code}:{m.attempts}:{m.next_attempt_at}".encode())
     return h.hexdigest()[:16]
 
 
@@ -246,34 +374,6 @@ async def claim(session: AsyncSession, conversation_id: int, user_id: int) -> bo
 # -- traces ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TraceFilter:
-    route: str | None = None
-    intent: str | None = None
-    label: str | None = None  # correct | wrong | none
-    escalated: bool | None = None
-    conversation: int | None = None
-    limit: int = 100
-
-
-async def trace_rows(session: AsyncSession, f: TraceFilter) -> list[tuple[Trace, Message | None]]:
-    stmt = select(Trace, Message).join(Message, col(Message.id) == col(Trace.message_id), isouter=True)
-    if f.route:
-        stmt = stmt.where(Trace.route == f.route)
-    if f.intent:
-        stmt = stmt.where(Trace.intent == f.intent)
-    if f.label == "none":
-        stmt = stmt.where(col(Trace.label).is_(None))
-    elif f.label:
-        stmt = stmt.where(Trace.label == f.label)
-    if f.escalated is not None:
-        stmt = stmt.where(Trace.escalated == f.escalated)
-    if f.conversation is not None:
-        stmt = stmt.where(Trace.conversation_id == f.conversation)
-    stmt = stmt.order_by(col(Trace.id).desc()).limit(f.limit)
-    return [(t, m) for t, m in await session.exec(stmt)]
-
-
 async def trace_neighbours(session: AsyncSession, trace: Trace) -> tuple[int | None, int | None]:
     """The previous and next turn's trace ids in the same conversation."""
     base = select(Trace.id).where(Trace.conversation_id == trace.conversation_id)
@@ -291,6 +391,12 @@ async def replies_for(session: AsyncSession, message_id: int | None) -> list[Mes
 
 
 # -- users ----------------------------------------------------------------------------------------
+
+
+async def colleagues(session: AsyncSession) -> list[User]:
+    """Who a conversation can be assigned to: active agents and admins."""
+    q = select(User).where(User.active == True, col(User.role).in_(("agent", "admin")))  # noqa: E712
+    return list(await session.exec(q.order_by(col(User.email))))
 
 
 async def list_users(session: AsyncSession) -> list[User]:

@@ -24,6 +24,8 @@ from store.models import ConsentEvent, Contact, Conversation, Message
 __all__ = ["DayRow", "Report", "RuleHits", "build_report", "rule_hits"]
 
 QUIET = dt.timedelta(hours=24)
+REACHED = ("delivered", "read")  # what counts as a reply the customer got
+FAILED = ("failed", "undelivered")
 
 
 @dataclass
@@ -46,7 +48,8 @@ class Report:
     first_response_s: list[float] = field(default_factory=list)
     unanswered: int = 0
     delivery: list[tuple[str, int]] = field(default_factory=list)
-    error_codes: list[tuple[tuple[str, int], int]] = field(default_factory=list)  # (provider, code), n
+    # Failed and undelivered messages by (provider, code); code None when the provider gave none.
+    error_codes: list[tuple[tuple[str, int | None], int]] = field(default_factory=list)
     channels: list[tuple[str, int, int]] = field(default_factory=list)  # channel, conversations, escalated
     opt_out_sources: list[tuple[str, int]] = field(default_factory=list)
     days: list[DayRow] = field(default_factory=list)
@@ -156,7 +159,12 @@ async def build_report(
             list(
                 await session.exec(
                     select(Message.conversation_id, func.min(Message.created_at))
-                    .where(col(Message.conversation_id).in_(ids), col(Message.author).like("agent:%"))
+                    .where(
+                        col(Message.conversation_id).in_(ids),
+                        col(Message.author).like("agent:%"),
+                        # A reply still retrying, or failed, has not reached anyone yet.
+                        col(Message.status).in_(REACHED),
+                    )
                     .group_by(col(Message.conversation_id))
                 )
             )
@@ -176,7 +184,7 @@ async def build_report(
         select(*columns).where(col(Message.created_at) >= since, col(Message.created_at) < until)  # type: ignore[call-overload]
     )
     delivery: Counter[str] = Counter()
-    codes: Counter[tuple[str, int]] = Counter()
+    codes: Counter[tuple[str, int | None]] = Counter()
     for created, direction, segments, status, code, provider in msgs:
         row = days.get(_aware(created).astimezone(tz).date())
         if direction == "in":
@@ -184,8 +192,8 @@ async def build_report(
                 row.inbound += 1
             continue
         delivery[status] += 1
-        if code:
-            codes[(provider or "–", int(code))] += 1
+        if status in FAILED:  # every failure is listed, with or without a provider code
+            codes[(provider or "–", int(code) if code else None)] += 1
         if row:
             row.outbound += 1
             row.segments += segments

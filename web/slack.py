@@ -27,6 +27,7 @@ REASONS = {
     "complaint": "Complaint",
     "sensitive": "Sensitive topic",
     "repeated_failure": "Bot kept failing",
+    "idle_claim": "Claimed but unanswered",
     "other": "Needs a person",
 }
 

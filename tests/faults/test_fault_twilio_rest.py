@@ -98,18 +98,38 @@ async def test_transient_errors_are_retried_then_sent_exactly_once(svc: Services
     assert msg.attempts == len(statuses) + 1 and msg.status != "failed"
 
 
-async def test_persistent_5xx_stops_after_a_bounded_number_of_attempts_and_marks_failed(
+async def test_persistent_5xx_stops_after_a_bounded_burst_and_waits_retrying(
         svc: Services, fake_twilio: Any) -> None:
     fake_twilio.script = failing(*([500] * 50))
     mid = await queue(svc)
     started = time.monotonic()
     msg = await svc.dispatcher.send(mid)
-    assert msg is not None and msg.status == "failed" and msg.error_code == 20500
+    # Not "failed": a retry is planned, and staff must not give up on a message that will leave.
+    assert msg is not None and msg.status == "retrying" and msg.error_code == 20500
+    assert msg.next_attempt_at is not None
     assert len(fake_twilio.calls) == svc.dispatcher.max_attempts == msg.attempts
     assert time.monotonic() - started < 8, "retries are bounded in time too"
-    # Calling send again does not start another burst: a failed message waits for a retry job.
+    # Calling send again does not start another burst: a retrying message waits for its retry job.
     await svc.dispatcher.send(mid)
     assert len(fake_twilio.calls) == svc.dispatcher.max_attempts and fake_twilio.delivered == []
+
+
+async def test_a_provider_down_for_every_retry_ends_failed_after_the_attempt_limit(
+        svc: Services, fake_twilio: Any) -> None:
+    clock: FrozenClock = svc.clock  # type: ignore[assignment]
+    fake_twilio.script = failing(*([500] * 200))
+    mid = await queue(svc)
+    msg = await svc.dispatcher.send(mid)
+    for _ in range(20):
+        assert msg is not None
+        if msg.status != "retrying":
+            break
+        clock.advance(hours=2)
+        await svc.scheduler.run_due()
+        msg = await row(svc, mid)
+    assert msg is not None and msg.status == "failed" and msg.next_attempt_at is None
+    assert msg.attempts == svc.dispatcher.attempt_limit == len(fake_twilio.calls)
+    assert fake_twilio.delivered == []
 
 
 async def test_permanent_4xx_is_not_retried_and_21610_opts_the_contact_out(svc: Services,
@@ -198,9 +218,9 @@ async def test_a_failed_reply_gets_a_retry_without_anyone_scheduling_it(
         await asyncio.sleep(0.05)
         async with svc.sessions() as s:
             out = list(await s.exec(select(Message).where(Message.direction == "out")))
-        if out and out[0].status == "failed":
+        if out and out[0].status == "retrying":
             break
-    assert out and out[0].status == "failed", [(m.status, m.attempts) for m in out]
+    assert out and out[0].status == "retrying", [(m.status, m.attempts) for m in out]
     outage["on"] = False
     for _ in range(8):
         clock.advance(minutes=15)
@@ -214,7 +234,7 @@ async def test_a_failed_reply_gets_a_retry_without_anyone_scheduling_it(
 
 # -- a hung Twilio ----------------------------------------------------------------------------------
 
-async def test_a_hung_twilio_times_out_each_attempt_and_marks_failed(svc: Services, kit: Any) -> None:
+async def test_a_hung_twilio_times_out_each_attempt_and_waits_retrying(svc: Services, kit: Any) -> None:
     async with kit.HangingServer() as hung:
         s = svc.settings
         http = HttpxTwilioClient(httpx.AsyncClient(timeout=httpx.Timeout(0.4, connect=0.4)), timeout=0.4)
@@ -226,7 +246,7 @@ async def test_a_hung_twilio_times_out_each_attempt_and_marks_failed(svc: Servic
         msg = await asyncio.wait_for(svc.dispatcher.send(mid), timeout=15)
         elapsed = time.monotonic() - started
         await http.close()
-    assert msg is not None and msg.status == "failed" and msg.attempts == svc.dispatcher.max_attempts
+    assert msg is not None and msg.status == "retrying" and msg.attempts == svc.dispatcher.max_attempts
     assert hung.connections == svc.dispatcher.max_attempts  # one request per attempt, no more
     assert elapsed < svc.dispatcher.max_attempts * 0.4 + 4, elapsed
 

@@ -33,6 +33,16 @@ async def seed_month(web: Web) -> None:
         {"MessageSid": msg.provider_message_id or "", "MessageStatus": "undelivered", "ErrorCode": "30007"},
         query=f"m={msg.id}",
     )
+    # The undelivered reply reached nobody: the first human reply is this one, a minute later.
+    web.clock.advance(seconds=60)
+    await post_form(web.client, f"/inbox/{answered}/reply", {"body": "Sam again, did this arrive?"})
+    async with web.services.sessions() as s:
+        again = (await s.exec(select(Message).where(Message.body == "Sam again, did this arrive?"))).one()
+    await web.sms.post(
+        "/twilio/status",
+        {"MessageSid": again.provider_message_id or "", "MessageStatus": "delivered"},
+        query=f"m={again.id}",
+    )
     async with web.services.sessions() as s:
         # store.repo.set_consent stamps ConsentEvent.at with the wall clock, not the injected one
         # (reported to the lead); move it onto the frozen test clock.
@@ -53,9 +63,9 @@ async def test_report_numbers(web: Web) -> None:
     assert rep.conversations == 5 and rep.escalated == 2
     assert rep.containment == 0.6
     assert dict(rep.escalations) == {"requested": 1, "billing": 1}
-    assert rep.first_response_s == [90.0] and rep.unanswered == 1
+    assert rep.first_response_s == [150.0] and rep.unanswered == 1  # the undelivered one does not count
     assert rep.opt_outs == 1 and dict(rep.opt_out_sources) == {"keyword": 1}
-    assert dict(rep.delivery)["undelivered"] == 1 and dict(rep.error_codes) == {30007: 1}
+    assert dict(rep.delivery)["undelivered"] == 1 and dict(rep.error_codes) == {("twilio", 30007): 1}
     assert [k for k, _, _ in rep.dropoffs] == ["book_appointment: waiting for time"]
     assert sum(d.inbound for d in rep.days) == 5
     assert sum(d.segments for d in rep.days) >= sum(d.outbound for d in rep.days) > 0
@@ -67,7 +77,8 @@ async def test_reports_page_renders_inline_svg_charts(web: Web) -> None:
     html = (await web.client.get("/reports")).text
     assert html.count('<svg class="chart"') == 5 and 'role="img"' in html and "<title id=" in html
     assert "60%" in html  # containment
-    assert "1 min" in html  # median time to first human reply
+    assert "2 min" in html  # median time to first delivered human reply
+    assert "No failed or undelivered messages" not in html
     assert "30007" in html and "book_appointment: waiting for time" in html
     assert "<script" not in html.split("</head>")[1]  # no chart library
     assert (await web.client.get("/reports?days=7")).status_code == 200

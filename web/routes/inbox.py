@@ -6,28 +6,43 @@ bot stays silent while a conversation is ``waiting`` or ``with_person`` (the pip
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, QueryParameter
 from litestar.params import FromQuery as Q
 from litestar.response import Redirect, Template
 
 from agent.state import DialogueState
 from store import repo
-from store.models import Contact, Conversation
+from store.models import Contact, Conversation, Message, User
 from store.outbox import queue_outbound
+from tools.actions import ToolContext, run_tool
 from web.deps import CurrentStaff, Db, Svc
 from web.guards import INBOX, requires
 from web.handoff import collected_fields, next_step, summary
-from web.queries import STATUSES, TAG_RE, InboxFilter, claim, conversation_view, inbox_rows, inbox_tags
+from web.queries import (
+    STATES,
+    STATUSES,
+    TAG_RE,
+    VIEWS,
+    InboxFilter,
+    claim,
+    colleagues,
+    contact_history,
+    conversation_view,
+    inbox_counts,
+    inbox_rows,
+    inbox_tags,
+)
 from web.routes.common import in_range, page, see_other
 from web.sending import send_soon
-from web.templating import REASON_LABELS
+from web.templating import REASON_LABELS, STATE_LABELS
 
 __all__ = ["InboxController"]
 
@@ -50,21 +65,57 @@ class NoteForm:
     text: str = ""
 
 
-def _filters(status: str | None, reason: str | None, tag: str | None, q: str | None) -> InboxFilter:
+@dataclass
+class HandBackForm:
+    # What to do with a customer message nobody answered: "answer" (the bot answers it now) or
+    # "leave" (the agent decided it needs no answer). Required when there is one.
+    then: str = ""
+
+
+def _filters(
+    staff: CurrentStaff,
+    status: str | None,
+    reason: str | None,
+    tag: str | None,
+    q: str | None,
+    view: str | None = None,
+    state: str | None = None,
+) -> InboxFilter:
     """Unknown filter values are ignored rather than rejected (they come from bookmarks)."""
     return InboxFilter(
         status=status if status in STATUSES else None,
         reason=reason if reason in REASON_LABELS else None,
         tag=tag.lower() if tag and TAG_RE.match(tag.lower()) else None,
         q=q.strip()[:100] if q and q.strip() else None,
+        view=view if view in VIEWS else "all",
+        state=state if state in STATES else None,
+        user_id=staff.id,
     )
+
+
+def _idle_after(services: Svc) -> dt.timedelta | None:
+    minutes = services.settings.idle_claim_minutes
+    return dt.timedelta(minutes=minutes) if minutes > 0 else None
 
 
 def _rows_signature(rows: list[Any]) -> str:
     h = hashlib.sha1(usedforsecurity=False)
     for r in rows:
-        h.update(f"{r.id}:{r.status}:{r.assignee}:{r.last_message_at}:{','.join(r.tags)}|".encode())
+        h.update(
+            f"{r.id}:{r.status}:{r.assignee}:{r.last_message_at}:{','.join(r.tags)}:{r.risk}:{r.last_status}|".encode()
+        )
     return h.hexdigest()[:16]
+
+
+@dataclass
+class AssignForm:
+    user_id: int = 0
+
+
+@dataclass
+class ContactForm:
+    name: str = ""
+    email: str = ""
 
 
 class InboxController(Controller):
@@ -77,13 +128,17 @@ class InboxController(Controller):
         self,
         db: Db,
         staff: CurrentStaff,
+        services: Svc,
         status: Q[str | None] = None,
         reason: Q[str | None] = None,
         tag: Q[str | None] = None,
         q: Q[str | None] = None,
+        view: Q[str | None] = None,
+        conv_state: Annotated[str | None, QueryParameter(name="state")] = None,
+        resolved: Q[int | None] = None,
     ) -> Template:
-        f = _filters(status, reason, tag, q)
-        rows = await inbox_rows(db, f)
+        f = _filters(staff, status, reason, tag, q, view, conv_state)
+        rows = await inbox_rows(db, f, services.clock.now(), _idle_after(services))
         return page(
             "inbox/list.html",
             staff,
@@ -92,6 +147,9 @@ class InboxController(Controller):
             tags=await inbox_tags(db),
             statuses=STATUSES,
             reasons=REASON_LABELS,
+            states=STATE_LABELS,
+            counts=await inbox_counts(db, staff.id),
+            resolved=resolved,
             sig=_rows_signature(rows),
         )
 
@@ -100,18 +158,73 @@ class InboxController(Controller):
         self,
         db: Db,
         staff: CurrentStaff,
+        services: Svc,
         status: Q[str | None] = None,
         reason: Q[str | None] = None,
         tag: Q[str | None] = None,
         q: Q[str | None] = None,
+        view: Q[str | None] = None,
+        conv_state: Annotated[str | None, QueryParameter(name="state")] = None,
         v: Q[str | None] = None,
     ) -> Template | Response[str]:
-        f = _filters(status, reason, tag, q)
-        rows = await inbox_rows(db, f)
+        f = _filters(staff, status, reason, tag, q, view, conv_state)
+        rows = await inbox_rows(db, f, services.clock.now(), _idle_after(services))
         sig = _rows_signature(rows)
         if v == sig:
             return Response("", status_code=204)  # nothing changed: htmx keeps the table as it is
         return page("inbox/_rows.html", staff, rows=rows, f=f, sig=sig)
+
+    @post("/bulk/resolve", status_code=303)
+    async def bulk_resolve(
+        self, db: Db, staff: CurrentStaff, services: Svc, request: Request[Any, Any, Any]
+    ) -> Redirect:
+        """Resolve the ticked conversations the agent may resolve; the others are left as they are.
+        Read from the raw form: one ticked box is one ``ids`` value, not a list, to a form model."""
+        form = await request.form()
+        ticked = {int(v) for v in form.getall("ids", []) if str(v).isdigit()}
+        now = services.clock.now()
+        done = 0
+        for cid in {i for i in ticked if in_range(i)}:
+            conv = await db.get(Conversation, cid)
+            if conv is None or conv.status == "resolved":
+                continue
+            if await self._holder_check(db, staff, conv, admin_override=True):
+                continue
+            conv.status, conv.resolved_at = "resolved", now
+            db.add(conv)
+            await repo.audit(
+                db, "conversation.resolved", conversation_id=cid, actor=staff.actor, at=now, bulk=True
+            )
+            done += 1
+        return see_other(f"/inbox?resolved={done}")
+
+    @post("/{cid:int}/assign", status_code=303)
+    async def assign(
+        self,
+        db: Db,
+        staff: CurrentStaff,
+        services: Svc,
+        cid: FromPath[int],
+        data: Annotated[AssignForm, Form],
+    ) -> Redirect | Template:
+        """Hand the conversation to a colleague: the holder, an admin, or anyone while nobody holds it."""
+        view = await self._view(db, cid)
+        conv = view.conversation
+        problem = await self._holder_check(db, staff, conv, admin_override=True)
+        user = await db.get(User, data.user_id) if in_range(data.user_id) else None
+        if not problem and conv.status == "resolved":
+            problem = "This conversation is resolved."
+        if not problem and (user is None or not user.active or user.role not in ("agent", "admin")):
+            problem = "Pick an active agent or admin."
+        if problem or user is None:
+            return await self._detail(db, staff, cid, status_code=409, error=problem)
+        conv.assigned_to, conv.status = user.id, "with_person"
+        db.add(conv)
+        await repo.audit(
+            db, "conversation.assigned", conversation_id=cid, actor=staff.actor, at=services.clock.now(),
+            to=user.email,
+        )
+        return see_other(f"/inbox/{cid}")
 
     async def _view(self, db: Db, cid: FromPath[int]) -> Any:
         view = await conversation_view(db, cid) if in_range(cid) else None
@@ -139,7 +252,9 @@ class InboxController(Controller):
             conv=conv,
             contact=contact,
             fields=collected_fields(contact, view.last_slots),
-            summary=summary(conv, contact),
+            summary=summary(conv, contact, view.messages),
+            history=await contact_history(db, contact.id or 0, conv.id or 0),
+            colleagues=await colleagues(db),
             next_step=next_step(conv, contact),
             error=error,
             sig=view.signature,
@@ -231,6 +346,83 @@ class InboxController(Controller):
             await send_soon(services.dispatcher, msg.id or 0)
         return see_other(f"/inbox/{cid}#m{msg.id}")
 
+    async def _outbound(self, db: Db, cid: int, mid: int) -> Message:
+        """An outbound message of this conversation (a 404 for any other id)."""
+        msg = await db.get(Message, mid) if in_range(mid) else None
+        if msg is None or msg.conversation_id != cid or msg.direction != "out":
+            raise NotFoundException(f"no outbound message {mid} in conversation {cid}")
+        return msg
+
+    @post("/{cid:int}/messages/{mid:int}/retry", status_code=303)
+    async def retry_send(
+        self, db: Db, staff: CurrentStaff, services: Svc, cid: FromPath[int], mid: FromPath[int]
+    ) -> Redirect | Template:
+        await self._view(db, cid)
+        await self._outbound(db, cid, mid)
+        await db.rollback()  # the dispatcher works in its own sessions; release ours first
+        if not await services.dispatcher.retry_now(mid):
+            return await self._detail(
+                db, staff, cid, status_code=409, error="That message is no longer waiting to be retried."
+            )
+        await repo.audit(
+            db,
+            "message.retry_now",
+            conversation_id=cid,
+            actor=staff.actor,
+            at=services.clock.now(),
+            message_id=mid,
+        )
+        await db.commit()
+        await send_soon(services.dispatcher, mid)
+        return see_other(f"/inbox/{cid}#m{mid}")
+
+    @post("/{cid:int}/messages/{mid:int}/cancel", status_code=303)
+    async def cancel_send(
+        self, db: Db, staff: CurrentStaff, services: Svc, cid: FromPath[int], mid: FromPath[int]
+    ) -> Redirect | Template:
+        await self._view(db, cid)
+        await self._outbound(db, cid, mid)
+        await db.rollback()
+        if not await services.dispatcher.cancel(mid):
+            return await self._detail(
+                db, staff, cid, status_code=409, error="That message already left, or is no longer pending."
+            )
+        await repo.audit(
+            db,
+            "message.cancelled",
+            conversation_id=cid,
+            actor=staff.actor,
+            at=services.clock.now(),
+            message_id=mid,
+        )
+        return see_other(f"/inbox/{cid}#m{mid}")
+
+    @post("/{cid:int}/contact", status_code=303)
+    async def edit_contact(
+        self,
+        db: Db,
+        staff: CurrentStaff,
+        services: Svc,
+        cid: FromPath[int],
+        data: Annotated[ContactForm, Form],
+    ) -> Redirect | Template:
+        """Staff correct the contact's name or email: the same validated tool the bot uses, so the
+        record and the CRM sync see one kind of change."""
+        view = await self._view(db, cid)
+        args = {k: v.strip() for k, v in (("name", data.name), ("email", data.email)) if v.strip()}
+        ctx = ToolContext(db, services.business, view.contact, view.conversation, services.clock.now())
+        result = await run_tool(ctx, "update_contact", args)
+        if not result.ok:
+            await db.rollback()
+            words = {"empty": "Enter a name or an email.", "invalid_args": f"Not saved: {result.message}."}
+            error = words.get(result.code, result.message)
+            return await self._detail(db, staff, cid, status_code=400, error=error)
+        await repo.audit(
+            db, "contact.edited", contact_id=view.contact.id, conversation_id=cid, actor=staff.actor,
+            at=services.clock.now(), fields=sorted(args),
+        )
+        return see_other(f"/inbox/{cid}#contact")
+
     @post("/{cid:int}/tags", status_code=303)
     async def add_tag(
         self, db: Db, staff: CurrentStaff, cid: FromPath[int], data: Annotated[TagForm, Form]
@@ -270,20 +462,46 @@ class InboxController(Controller):
 
     @post("/{cid:int}/handback", status_code=303)
     async def hand_back(
-        self, db: Db, staff: CurrentStaff, services: Svc, cid: FromPath[int]
+        self,
+        db: Db,
+        staff: CurrentStaff,
+        services: Svc,
+        cid: FromPath[int],
+        data: Annotated[HandBackForm, Form],
     ) -> Redirect | Template:
         view = await self._view(db, cid)
         conv, contact = view.conversation, view.contact
         problem = await self._holder_check(db, staff, conv, admin_override=True)
         if problem or conv.status == "resolved":
             return await self._detail(db, staff, cid, status_code=409, error=problem or "Already resolved.")
+        pending = view.unanswered
+        if pending is not None and data.then not in ("answer", "leave"):
+            # Handing back silently would leave the customer's message unanswered for good.
+            return await self._detail(
+                db,
+                staff,
+                cid,
+                status_code=409,
+                error="The customer's last message has no answer yet: let the bot answer it, "
+                "or hand back without answering.",
+            )
         conv.status, conv.assigned_to = "bot", None
         db.add(conv)
         _reset_counters(contact)
         db.add(contact)
+        answer = pending is not None and data.then == "answer"
         await repo.audit(
-            db, "conversation.handed_back", conversation_id=cid, actor=staff.actor, at=services.clock.now()
+            db,
+            "conversation.handed_back",
+            conversation_id=cid,
+            actor=staff.actor,
+            at=services.clock.now(),
+            unanswered_message=pending.id if pending else None,
+            then=data.then if pending else None,
         )
+        await db.commit()  # the bot's turn reads the conversation in its own session
+        if answer and pending is not None:
+            await services.pipeline.answer_again(pending.id or 0)
         return see_other(f"/inbox/{cid}")
 
     @post("/{cid:int}/resolve", status_code=303)

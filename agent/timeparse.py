@@ -500,8 +500,12 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def format_time(t: dt.time) -> str:
-    return f"{t.hour % 12 or 12}:{t.minute:02d} {'AM' if t.hour < 12 else 'PM'}"
+def format_time(t: dt.time, *, hour12: bool = True, seconds: bool = False) -> str:
+    """"9:30 AM" (what the bot writes), or "09:30" on a 24-hour clock; ":05" seconds if asked."""
+    sec = f":{t.second:02d}" if seconds else ""
+    if not hour12:
+        return f"{t.hour:02d}:{t.minute:02d}{sec}"
+    return f"{t.hour % 12 or 12}:{t.minute:02d}{sec} {'AM' if t.hour < 12 else 'PM'}"
 
 
 def format_date(d: dt.date) -> str:

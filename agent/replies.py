@@ -37,6 +37,14 @@ class R:
         )
 
     @staticmethod
+    def opt_in_wording(b: Business) -> str:
+        """The words shown where a customer agrees to texts (the web chat form), recorded as said."""
+        return b.opt_in_text or (
+            f"I agree to get text messages about my appointments from {b.name} at this number. "
+            f"{b.frequency}. Msg & data rates may apply. Reply STOP to opt out, HELP for help."
+        )
+
+    @staticmethod
     def human() -> str:
         return "Got it, a team member will text you back here shortly."
 
@@ -73,6 +81,12 @@ class R:
             "Sorry, I didn't get that. Do you want to book, change or cancel an appointment, "
             "or ask a question?"
         )
+
+    @staticmethod
+    def holding(b: Business, opens: str | None) -> str:
+        """To a customer a person is handling, when the team is away (after hours)."""
+        back = f" and will text you back when we open, {opens}" if opens else " and will text you back soon"
+        return f"Thanks for waiting. The {b.name} team is away right now{back}."
 
     @staticmethod
     def outage() -> str:
@@ -146,6 +160,16 @@ class R:
     @staticmethod
     def booked_with_deposit(service: str, date: str, time: str, deposit: str, url: str) -> str:
         return f"You're booked: {service} on {when_text(date, time)}. A {deposit} deposit holds it: {url}"
+
+    @staticmethod
+    def reminder(b: Business, service: str, provider: str | None, date: str, time: str) -> str:
+        who = f" with {provider}" if provider else ""
+        return (f"Reminder from {b.name}: your {service}{who} is {when_text(date, time)}. "
+                "Reply 1 to confirm, 2 to reschedule, 3 to cancel.")
+
+    @staticmethod
+    def no_show(service: str) -> str:
+        return f"We missed you at your {service} today. Want to rebook? Just text us a day and time."
 
     @staticmethod
     def hold_released(service: str) -> str:

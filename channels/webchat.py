@@ -38,6 +38,7 @@ from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from agent.replies import R
 from channels.base import SendResult
 from channels.rest_inbound import answer_by_rest
 from store import repo
@@ -54,10 +55,6 @@ CHANNEL = PROVIDER = "webchat"
 WIDGET = Path(__file__).with_name("webchat_widget.js")
 TURN_BUDGET_S = 10.0  # the visitor waits on an open request; longer turns answer over the stream
 MAX_TEXT = 1600
-CONSENT_WORDING = (
-    "I agree to get text messages about my appointments from {name} at this number. "
-    "Msg & data rates may apply. Reply STOP to opt out, HELP for help."
-)
 # Woken on every webchat send: open streams look for new rows (one per event loop).
 _Loop = asyncio.AbstractEventLoop
 _conditions: weakref.WeakKeyDictionary[_Loop, asyncio.Condition] = weakref.WeakKeyDictionary()
@@ -230,7 +227,7 @@ async def start_session(request: Request[Any, Any, Any], state: State) -> Respon
         {
             "token": visitor_token(settings, visitor_id),
             "business": state.services.business.name,
-            "consent_text": CONSENT_WORDING.format(name=state.services.business.name),  # shown as recorded
+            "consent_text": R.opt_in_wording(state.services.business),  # shown as recorded
         },
     )
 
@@ -322,7 +319,7 @@ async def leave_phone(request: Request[Any, Any, Any], state: State) -> Response
     visitor = await _contact(services, call.visitor_id, create=True)
     if visitor is None:
         return _json(request, {"error": "try again"}, 503)
-    wording = CONSENT_WORDING.format(name=services.business.name)
+    wording = R.opt_in_wording(services.business)
     async with services.sessions() as s:
         visitor = await s.get(Contact, visitor.id)
         assert visitor is not None

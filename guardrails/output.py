@@ -8,12 +8,13 @@ A blocked message is replaced by a safe reply; the verdict goes into the trace.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from textdesk.business import Business
 from textdesk.segments import count_segments, fit_to_segments
 
-__all__ = ["CANARY", "OutputGuard", "OutputVerdict"]
+__all__ = ["CANARY", "OutputGuard", "OutputVerdict", "host_allowed", "link_hosts"]
 
 # Planted in every system prompt (prompts/*.yaml use it); seeing it in output means a leak.
 CANARY = "td-canary-7f3a9c"
@@ -23,6 +24,24 @@ _URL = re.compile(r"\b(?:https?://)?((?:[a-z0-9-]+\.)+[a-z]{2,})(?:/[^\s]*)?", r
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _PHONE = re.compile(r"\+?\d[\d\s().-]{8,}\d")
 _RAW_HOST = re.compile(r"\bhttps?://(?:\d{1,3}(?:\.\d{1,3}){3}|localhost|\[[0-9a-f:]+\])", re.I)
+
+
+def link_hosts(text: str) -> list[str]:
+    """The host of every link in ``text`` (emails, bare numbers like "Mar.4" and "10.30", and
+    times like "9.am" are not links), in order."""
+    out = []
+    for m in _URL.finditer(_EMAIL.sub("", text)):
+        host = m.group(1)
+        if re.fullmatch(r"\d+(\.\d+)+", host) or host.split(".")[-1].lower() in {"am", "pm"}:
+            continue
+        out.append(host)
+    return out
+
+
+def host_allowed(host: str, allowed: Iterable[str]) -> bool:
+    """``host`` is an allowed host or a subdomain of one."""
+    host = host.lower()
+    return any(host == h.lower() or host.endswith("." + h.lower()) for h in allowed)
 
 
 @dataclass(frozen=True)
@@ -43,8 +62,7 @@ class OutputGuard:
         self._safe = f"Sorry, something went wrong on our side. Reply HUMAN to reach {business.name}."
 
     def _host_ok(self, host: str) -> bool:
-        host = host.lower()
-        return any(host == h or host.endswith("." + h) for h in self._allowed_hosts)
+        return host_allowed(host, self._allowed_hosts)
 
     def check(self, text: str, own: frozenset[str] = frozenset()) -> OutputVerdict:
         """Check one outgoing message. ``own`` holds the recipient's own email and phone digits,
@@ -56,12 +74,8 @@ class OutputGuard:
             return OutputVerdict("output", True, "leak.internal_id", self._safe)
         if _RAW_HOST.search(text):
             return OutputVerdict("output", True, "link.raw_host", self._safe)
-        for m in _URL.finditer(_EMAIL.sub("", text)):
-            host = m.group(1)
-            # Bare words like "Mar.4" are not links; require a known TLD shape with a dot.
-            if "." in host and not re.fullmatch(r"\d+(\.\d+)+", host) and not self._host_ok(host):
-                if host.split(".")[-1].lower() in {"am", "pm"}:
-                    continue
+        for host in link_hosts(text):
+            if not self._host_ok(host):
                 return OutputVerdict("output", True, "link.not_allowed", self._safe, {"host": host})
         for m in _EMAIL.finditer(text):
             if not self._host_ok(m.group(1)) and m.group(0).lower() not in own:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -17,10 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from textdesk.errors import ConfigurationError
 
-__all__ = ["DAYS", "FAQ", "Business", "Service", "load_business"]
+__all__ = ["A2P10DLC", "DAYS", "FAQ", "TWELVE_HOUR_REGIONS", "Business", "Number", "Service", "load_business"]
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+_LOCALE = re.compile(r"^([a-z]{2,3})(?:-([a-z]{2}))?$")
+# Regions whose everyday clock is 12 hours ("9:30 AM"). Every other region, and a locale that
+# names no region ("fr"), reads 24 hours ("09:30").
+TWELVE_HOUR_REGIONS = frozenset({"US", "CA", "AU", "NZ", "IN", "PH", "PK", "BD", "EG", "SA", "MY"})
 
 
 class Service(BaseModel):
@@ -38,6 +42,28 @@ class FAQ(BaseModel):
 
     q: str
     a: str
+
+
+class Number(BaseModel):
+    """The number customers text. ``type`` tells which US registration applies (a long code needs
+    an A2P 10DLC campaign); ``textdesk check`` compares it with what the number looks like."""
+
+    model_config = ConfigDict(frozen=True)
+
+    e164: str
+    type: Literal["long_code", "toll_free", "short_code"] | None = None
+
+
+class A2P10DLC(BaseModel):
+    """The A2P 10DLC campaign registered for a US long code (carriers filter unregistered traffic).
+    Every field is optional here so that ``textdesk check`` can name what is missing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    brand: str = ""
+    use_case: str = ""
+    sample_messages: list[str] = Field(default_factory=list)
+    opt_in_description: str = ""
 
 
 def _parse_span(value: str) -> tuple[dt.time, dt.time]:
@@ -66,6 +92,10 @@ class Business(BaseModel):
     quiet_hours: str = "21:00-08:00"
     allowed_link_hosts: list[str] = Field(default_factory=list)
     auto_replies: dict[str, str] = Field(default_factory=dict)
+    locale: str = "en-US"  # language-REGION; the region picks the clock staff read (hour12)
+    opt_in_text: str | None = None  # the consent words shown where customers opt in (R.opt_in_wording)
+    number: Number | None = None
+    a2p_10dlc: A2P10DLC | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -75,6 +105,15 @@ class Business(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {v!r}") from exc
         return v
+
+    @field_validator("locale")
+    @classmethod
+    def _valid_locale(cls, v: str) -> str:
+        m = _LOCALE.match(v.strip().replace("_", "-").lower())
+        if not m:
+            raise ValueError(f"expected a locale like 'en-US' or 'fr', got {v!r}")
+        lang, region = m.groups()
+        return f"{lang}-{region.upper()}" if region else lang
 
     @field_validator("hours")
     @classmethod
@@ -93,6 +132,11 @@ class Business(BaseModel):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def hour12(self) -> bool:
+        """Whether times are written on a 12-hour clock: by the locale's region (TWELVE_HOUR_REGIONS)."""
+        return self.locale.partition("-")[2] in TWELVE_HOUR_REGIONS
 
     def open_span(self, day: dt.date) -> tuple[dt.time, dt.time] | None:
         """Opening and closing time on ``day``, or None when closed."""

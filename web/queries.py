@@ -113,13 +113,14 @@ def _filtered(f: InboxFilter) -> Any:
 
 
 async def inbox_counts(session: AsyncSession, user_id: int) -> dict[str, int]:
-    """How many conversations each tab holds (all open ones, mine, unassigned)."""
+    """How many conversations each tab holds: all, mine (open ones I hold), unassigned."""
     nobody = col(Conversation.assigned_to).is_(None) & (Conversation.status == "waiting")
+    held = (col(Conversation.assigned_to) == user_id) & (Conversation.status != "resolved")
     q = select(
         func.count(),
-        func.sum(case((col(Conversation.assigned_to) == user_id, 1), else_=0)),
+        func.sum(case((held, 1), else_=0)),
         func.sum(case((nobody, 1), else_=0)),
-    ).where(Conversation.status != "resolved")
+    )
     total, mine, unassigned = (await session.exec(q)).one()
     return {"all": int(total or 0), "mine": int(mine or 0), "unassigned": int(unassigned or 0)}
 

@@ -110,6 +110,11 @@ def _run(cases: list[LoadedCase], settings: Settings, concurrency: int, label: s
                                      on_done=lambda _: progress.advance(task)))
 
 
+def _wrote(what: str, path: Path) -> None:
+    """Say where a report went, on stderr: stdout carries the human report."""
+    _err.print(f"wrote {what} to {escape(str(path.resolve()))}", highlight=False, soft_wrap=True)
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
@@ -189,10 +194,13 @@ def eval_command(paths: _Paths, tag: _Tags = None, case: _Cases = None, fail_und
         print_diff(out, runs[0], runs[1])
     if json_out:
         _write_json(json_out, run_json(runs[0]) if compare is None else compare_json(runs[0], runs[1]))
+        _wrote("JSON report", json_out)
     if junit:
         write_junit(junit, runs)
+        _wrote("JUnit XML", junit)
     if html:
         write_html(html, runs)
+        _wrote("HTML report", html)
     raise typer.Exit(0 if runs[-1].passed else 1)
 
 
@@ -242,6 +250,7 @@ def replay_command(
     print_replay(Console(), results)
     if json_out:
         _write_json(json_out, {"conversations": [dataclasses.asdict(r) for r in results]})
+        _wrote("JSON changes", json_out)
     raise typer.Exit(1 if any(r.changes or r.error for r in results) else 0)
 
 

@@ -40,6 +40,21 @@ def pg_available() -> bool:
         return False
 
 
+def in_ci() -> bool:
+    """``CI`` is set to something truthy (GitHub Actions and most CI services set ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip a test whose service (PostgreSQL, chromium) is missing, with the reason; under CI fail
+    instead, so a CI image that lost a service cannot pass by quietly skipping its tests."""
+    if available:
+        return
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
 def make_settings(db_url: str, **over: Any) -> Settings:
     base: dict[str, Any] = dict(
         database_url=db_url,
@@ -64,8 +79,7 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL schema per test, migrated; dropped afterwards."""
-    if not pg_available():
-        pytest.skip("PostgreSQL is not running at 127.0.0.1:5432")
+    require(pg_available(), "PostgreSQL is not running at 127.0.0.1:5432")
     import asyncpg
 
     schema = f"t_{uuid.uuid4().hex[:10]}"

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from evals.cli import register as register_evals
+from textdesk.clihelp import Typer
 from textdesk.privacy_cli import register as register_privacy
 from textdesk.settings import Settings
 
-app = typer.Typer(help="textdesk: a two-way SMS assistant for service businesses.", no_args_is_help=True)
-user_app = typer.Typer(help="Staff accounts.")
+if TYPE_CHECKING:
+    from store.models import Booking, Contact
+
+app = Typer(help="textdesk: a two-way SMS assistant for service businesses.", no_args_is_help=True)
+user_app = Typer(help="Staff accounts.")
 app.add_typer(user_app, name="user")
-booking_app = typer.Typer(help="Bookings.")
+booking_app = Typer(help="Bookings.")
 app.add_typer(booking_app, name="booking")
 
 
@@ -37,6 +44,7 @@ def serve(
     import uvicorn
 
     from store.db import migrate
+    from textdesk.logs import configure_logging, log_config
     from textdesk.settings import business_path
 
     if business is not None:
@@ -45,22 +53,43 @@ def serve(
         os.environ["TEXTDESK_DATABASE_URL"] = database_url
     os.environ["TEXTDESK_WORKERS"] = str(workers)  # the workers read it: they share the database
     settings = Settings()
+    configure_logging(settings.log_level)
+    for var in settings.placeholder_secrets():
+        message = f"{var} is still the shipped placeholder: set your own before going live"
+        logging.getLogger("textdesk.serve").warning(message, extra={"setting": var})
+        typer.echo(f"warning: {message}", err=True)
     if workers > 1 and settings.database_url.startswith("sqlite"):
         typer.echo("warning: several workers on SQLite serialize on the file lock; use PostgreSQL", err=True)
     migrate(settings.database_url)
-    typer.echo(f"textdesk: serving {settings.business_file.name} on http://{host}:{port} "
+    typer.echo(f"textdesk: serving {_business_label(settings.business_file)} on http://{host}:{port} "
                f"(db {settings.database_url.split('@')[-1]})", err=True)
     uvicorn.run("web.factory:app", factory=True, host=host, port=port, workers=workers,
-                log_level=settings.log_level.lower(), timeout_graceful_shutdown=20)
+                log_level=settings.log_level.lower(), log_config=log_config(settings.log_level),
+                timeout_graceful_shutdown=20)
+
+
+def _business_label(path: Path) -> str:
+    """``/abs/path/shop.yaml``, or ``the salon demo (/abs/.../salon.yaml)`` for a shipped demo."""
+    from textdesk.settings import DEMO_BUSINESSES, DEMO_DIR
+
+    path = path.resolve()
+    if path.parent == DEMO_DIR.resolve() and path.stem in DEMO_BUSINESSES:
+        return f"the {path.stem} demo ({path})"
+    return str(path)
 
 
 @app.command()
 def check(
     business: Annotated[str, typer.Argument(help="Business file, or a demo name.")] = "salon",
+    samples: Annotated[
+        bool, typer.Option("--samples", help="Also print 10DLC sample messages rendered from the templates.")
+    ] = False,
 ) -> None:
-    """Lint a business file before going live. Exit 0 clean, 1 problems, 2 unreadable."""
+    """Lint a business file before going live (understanding and deliverability), each problem with
+    its fix. Exit 0 clean, 1 problems, 2 unreadable."""
     from agent.extract import known_topics
     from textdesk.business import load_business
+    from textdesk.deliverability import suggested_samples
     from textdesk.errors import ConfigurationError
     from textdesk.lint import problems
     from textdesk.settings import business_path
@@ -73,6 +102,10 @@ def check(
     found = problems(b, known_topics())
     for p in found:
         typer.echo(f"- {p}")
+    if samples:
+        typer.echo("a2p_10dlc sample_messages (rendered from the templates):")
+        for text in suggested_samples(b):
+            typer.echo(f"  - {json.dumps(text)}")
     typer.echo(f"{b.name}: {len(found)} problem(s)" if found else f"{b.name}: clean")
     raise typer.Exit(1 if found else 0)
 
@@ -102,6 +135,63 @@ def chat(
             await services.close()
 
     asyncio.run(run())
+
+
+@booking_app.command("list")
+def booking_list(
+    date: Annotated[str | None, typer.Option(
+        metavar="YYYY-MM-DD", help="Only bookings on this day (in the business's time zone).")] = None,
+    all_: Annotated[bool, typer.Option(
+        "--all", help="Past ones and every status too (cancelled, no_show, overlap).")] = False,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy async URL.")] = None,
+) -> None:
+    """List bookings: id, time in the business's zone, service, provider, contact (name or redacted).
+
+    Upcoming active bookings by default; the id is what `booking no-show` takes."""
+    import datetime as dt
+
+    from store import repo
+    from store.db import make_engine, make_sessionmaker, migrate_async
+    from store.models import utcnow
+    from textdesk.business import load_business
+    from textdesk.errors import ConfigurationError
+    from textdesk.redact import redact
+
+    settings = _settings(database_url=database_url)
+    try:
+        tz = load_business(settings.business_file).tz
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    after: dt.datetime | None = None if all_ else utcnow()
+    before: dt.datetime | None = None
+    if date is not None:
+        try:
+            day = dt.date.fromisoformat(date)
+        except ValueError as exc:
+            typer.echo(f"error: --date {date!r} is not a date (YYYY-MM-DD)", err=True)
+            raise typer.Exit(2) from exc
+        after = dt.datetime.combine(day, dt.time(), tz)
+        before = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
+
+    async def run() -> list[tuple[Booking, Contact]]:
+        await migrate_async(settings.database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            async with make_sessionmaker(engine)() as s:
+                return await repo.bookings_between(s, after, before, active_only=not all_)
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(run())
+    if not rows:
+        typer.echo("no bookings")
+        return
+    for b, contact in rows:
+        when = b.start.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z")
+        status = f"  [{b.status}]" if b.status != "active" else ""
+        typer.echo(f"{b.id}  {when}  {b.service} with {b.provider or '-'}  "
+                   f"{contact.name or redact(contact.phone)}{status}")
 
 
 @booking_app.command("no-show")

@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from textdesk.clihelp import Typer
 from textdesk.clock import SystemClock
 from textdesk.phone import InvalidPhone, normalize_phone
 from textdesk.privacy import UnknownContact, export_contact, forget_contact, purge_bodies, suppression_key
@@ -157,7 +158,7 @@ def purge_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``contact export|forget`` and ``purge`` to the main command."""
-    contact_app = typer.Typer(help="One contact's data: export it or forget it.", no_args_is_help=True)
+    contact_app = Typer(help="One contact's data: export it or forget it.", no_args_is_help=True)
     contact_app.command("export")(export_command)
     contact_app.command("forget")(forget_command)
     app.add_typer(contact_app, name="contact")

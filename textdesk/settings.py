@@ -13,7 +13,7 @@ from pydantic_settings import SettingsConfigDict
 
 from integrations.settings import IntegrationSettings
 
-__all__ = ["DEMO_BUSINESSES", "DEMO_BUSINESS_FILE", "Settings", "business_path"]
+__all__ = ["DEMO_BUSINESSES", "DEMO_BUSINESS_FILE", "PLACEHOLDER_SECRETS", "Settings", "business_path"]
 
 DEMO_DIR = Path(__file__).parent / "demo"
 # The demo businesses that ship with textdesk, each its own kind: any of these names works where
@@ -30,10 +30,20 @@ def business_path(value: str | Path) -> Path:
     return Path(value)
 
 
+# Secrets whose shipped default is a placeholder anyone can read here: left as is, anyone can sign
+# staff sessions (secret_key) or forge Twilio webhooks (twilio_auth_token). `serve` warns.
+PLACEHOLDER_SECRETS = ("secret_key", "twilio_auth_token")
+
+
 class Settings(IntegrationSettings):
     """Every ``TEXTDESK_*`` setting (see the README; integrations' own in docs/integrations.md)."""
 
     model_config = SettingsConfigDict(env_prefix="TEXTDESK_", env_file=None, extra="ignore")
+
+    def placeholder_secrets(self) -> list[str]:
+        """The environment variables of PLACEHOLDER_SECRETS still at their shipped placeholder."""
+        return [f"TEXTDESK_{name.upper()}" for name in PLACEHOLDER_SECRETS
+                if getattr(self, name) == type(self).model_fields[name].default]
 
     @field_validator("business_file", mode="before")
     @classmethod
@@ -117,6 +127,9 @@ class Settings(IntegrationSettings):
     started_messages_per_day: int = 3
     scheduler_poll_s: float = 5.0
     scheduler_enabled: bool = True
+    # A conversation a person holds whose customer has waited this long gets the team alerted (and,
+    # after hours, a holding message to the customer). 0 turns it off.
+    idle_claim_minutes: int = Field(default=15, ge=0)
 
     # Staff web app (web/).
     session_hours: int = 12  # absolute lifetime of a staff session

@@ -35,6 +35,9 @@ from web.errors import EXCEPTION_HANDLERS
 from web.request_id import request_id_middleware
 from web.routes.admin import AdminController
 from web.routes.api import api_router
+from web.routes.canned import CannedAdminController, CannedController
+from web.routes.deliverability import DeliverabilityController
+from web.routes.desk import DeskController
 from web.routes.inbox import InboxController
 from web.routes.reports import ReportsController
 from web.routes.rules import RulesController
@@ -69,7 +72,8 @@ PUBLIC_PATHS = [
 @get("/metrics", opt={"exclude_from_auth": True}, include_in_schema=False)
 async def metrics(state: State) -> Response[bytes]:
     """Prometheus exposition (scrape from inside your network; it carries no customer data)."""
-    return Response(state.services.pipeline.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    # As a header: a text/ media type would get litestar's "; charset=utf-8" on top of Prometheus's own.
+    return Response(state.services.pipeline.metrics.render(), headers={"content-type": CONTENT_TYPE_LATEST})
 
 
 @get("/healthz", sync_to_thread=False, opt={"exclude_from_auth": True}, include_in_schema=False)
@@ -107,6 +111,7 @@ def create_app(services: Services, *, debug: bool = False) -> Litestar:
     )
     if notifier is not None:
         services.pipeline.escalation_hooks.append(notifier)
+        services.scheduler.alert_hooks.append(notifier)
     if spans is not None:
         services.pipeline.message_hooks.append(spans)
 
@@ -151,6 +156,10 @@ def create_app(services: Services, *, debug: bool = False) -> Litestar:
             ReportsController,
             RulesController,
             AdminController,
+            CannedAdminController,
+            DeliverabilityController,
+            CannedController,
+            DeskController,
             api_router,
             create_static_files_router(
                 path="/static", directories=[STATIC], include_in_schema=False, opt={"exclude_from_auth": True}
@@ -168,7 +177,9 @@ def create_app(services: Services, *, debug: bool = False) -> Litestar:
             cookie_samesite="lax",
             exclude=[*WEBHOOK_PREFIXES, "/stripe/webhook"],
         ),
-        template_config=template_config(services.clock, services.business.tz),
+        template_config=template_config(
+            services.clock, services.business, attempt_limit=services.dispatcher.attempt_limit
+        ),
         openapi_config=OpenAPIConfig(
             title="textdesk staff API",
             version="1.0.0",

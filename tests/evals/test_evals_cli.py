@@ -213,3 +213,13 @@ def test_verbose_shows_turns(cases: Path) -> None:
     assert code == 0
     assert "1. 'STOP' -> rule opt_out []" in out
     assert textwrap.dedent("intent_accuracy").strip() in out  # metrics table is printed
+
+
+def test_json_report_says_where_it_went_on_stderr(cases: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["eval", str(cases), "--json", "out/r.json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote JSON report to {tmp_path / 'out' / 'r.json'}" in result.stderr
+    assert "wrote" not in result.stdout  # stdout keeps the report for people
+    assert json.loads((tmp_path / "out" / "r.json").read_text())["summary"]["passed"] == 3

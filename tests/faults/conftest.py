@@ -27,7 +27,7 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, require
 
 _HERE = Path(__file__).parent
 
@@ -65,8 +65,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pg_cluster() -> Iterator[Any]:
     """A started private cluster (its own port and data dir); always destroyed afterwards."""
     reason = pg_cluster_module.why_unavailable()
-    if reason:
-        pytest.skip(reason)
+    require(reason is None, reason or "")
     cluster = pg_cluster_module.PgCluster().init()
     try:
         cluster.start()

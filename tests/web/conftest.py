@@ -20,7 +20,7 @@ from litestar.testing import AsyncTestClient
 from channels.twilio import TwilioChannel
 from channels.twilio_http import HttpxTwilioClient
 from store.models import User
-from tests.conftest import ACCOUNT_SID, PUBLIC_URL, Sms, make_settings
+from tests.conftest import ACCOUNT_SID, PUBLIC_URL, Sms, make_settings, require
 from textdesk import tasks
 from textdesk.clock import FrozenClock
 from textdesk.pipeline import Inbound, TurnResult
@@ -38,6 +38,15 @@ EMAILS = {
 }
 ROLE_OF = {"admin": "admin", "agent": "agent", "agent2": "agent", "reviewer": "reviewer"}
 BASE = "https://testserver.local"  # cookies are Secure (public_url is https)
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's chromium, for the browser tests: they skip without it, and fail under CI."""
+    require(CHROMIUM.exists(), "Debian chromium is not installed at /usr/bin/chromium "
+            "(Playwright cannot download its own browser here)")
+    return CHROMIUM
 
 
 class FakeTwilio:

@@ -11,7 +11,7 @@ import pytest
 from litestar import Litestar
 from sqlmodel import select
 
-from store.models import Contact, Message, Trace
+from store.models import CannedReply, Contact, Message, Trace
 from tests.web.conftest import Web, login, make_web, post_form
 from textdesk.clock import FrozenClock
 from web.auth import add_user
@@ -21,7 +21,7 @@ INBOX = {"agent", "admin"}
 REVIEW = {"reviewer", "admin"}
 ADMIN = {"admin"}
 
-# (method, path, roles allowed, form data). {cid}, {tid}, {uid} are filled in from seeded data.
+# (method, path, roles allowed, form data). {cid}, {tid}, {uid}, {rid} are filled in from seeded data.
 MATRIX: list[tuple[str, str, set[str], dict[str, str] | None]] = [
     ("GET", "/", ANY, None),
     ("GET", "/inbox", INBOX, None),
@@ -33,13 +33,26 @@ MATRIX: list[tuple[str, str, set[str], dict[str, str] | None]] = [
     ("POST", "/inbox/{cid}/tags", INBOX, {"tag": "vip"}),
     ("POST", "/inbox/{cid}/tags/remove", INBOX, {"tag": "vip"}),
     ("POST", "/inbox/{cid}/notes", INBOX, {"text": "called back"}),
+    ("POST", "/inbox/{cid}/messages/{mid}/retry", INBOX, {}),
+    ("POST", "/inbox/{cid}/messages/{mid}/cancel", INBOX, {}),
+    ("POST", "/inbox/{cid}/contact", INBOX, {"name": "Dana"}),
+    ("POST", "/inbox/{cid}/assign", INBOX, {"user_id": "{uid}"}),
     ("POST", "/inbox/{cid}/handback", INBOX, {}),
+    ("POST", "/inbox/bulk/resolve", INBOX, {"ids": "{cid}"}),
     ("POST", "/inbox/{cid}/resolve", INBOX, {}),
+    ("GET", "/inbox/{cid}/canned", INBOX, None),
+    ("POST", "/inbox/{cid}/canned", INBOX, {"canned": "1", "body": "Hi"}),  # the reply _ids adds
+    ("POST", "/inbox/segments", INBOX, {"body": "Hello from the team"}),
+    ("GET", "/inbox/escalations.json", INBOX, None),
     ("GET", "/traces", REVIEW, None),
     ("GET", "/traces/{tid}", REVIEW, None),
     ("POST", "/traces/{tid}/label", REVIEW, {"label": "correct", "comment": "fine"}),
     ("POST", "/traces/{tid}/case", REVIEW, {"route": "rule", "tools_mode": "ignore"}),
     ("GET", "/traces/{tid}/case.yaml", REVIEW, None),
+    ("GET", "/traces/labels", REVIEW, None),
+    ("GET", "/traces/conversations/{cid}", REVIEW, None),
+    ("GET", "/traces/compare", REVIEW, None),
+    ("POST", "/traces/compare", REVIEW, {"conversation": "1", "a": "understand@v1", "b": "understand@v2"}),
     ("GET", "/reports", REVIEW, None),
     ("GET", "/rules", ANY, None),
     ("POST", "/rules/auto-replies", ADMIN, {"keyword": "HOURS", "reply": "Open 9-6 Mon-Fri."}),
@@ -56,12 +69,48 @@ MATRIX: list[tuple[str, str, set[str], dict[str, str] | None]] = [
     ("POST", "/admin/users/{uid}/active", ADMIN, {"active": "false"}),
     ("POST", "/admin/users/{uid}/sessions/revoke", ADMIN, {}),
     ("GET", "/admin/settings", ADMIN, None),
+    ("GET", "/admin/deliverability", ADMIN, None),
+    ("GET", "/admin/canned", ADMIN, None),
+    ("POST", "/admin/canned", ADMIN, {"title": "Parking", "body": "Parking is behind the building."}),
+    ("POST", "/admin/canned/{rid}", ADMIN, {"title": "Hours", "body": "Open 9-6, {first_name}."}),
+    ("POST", "/admin/canned/{rid}/delete", ADMIN, {}),
     ("GET", "/api/me", ANY, None),
     ("GET", "/api/conversations", INBOX, None),
     ("GET", "/api/conversations/{cid}", INBOX, None),
     ("GET", "/api/traces", REVIEW, None),
     ("GET", "/api/traces/{tid}", REVIEW, None),
 ]
+# The status a permitted role gets: a page or an API read 200, a form post its 303 back to a page,
+# unless listed here: a status for whoever is allowed, or per role (other roles follow the rule).
+# Rows run in MATRIX order on one seeded conversation, so a later row can meet an earlier one's state.
+EXPECTED: dict[tuple[str, str], int | dict[str, int]] = {
+    ("GET", "/"): 303,  # to the role's home page
+    ("GET", "/admin"): 303,  # to /admin/users
+    ("POST", "/inbox/{cid}/canned"): 200,  # htmx: the reply box with the canned text in it
+    ("POST", "/inbox/segments"): 200,  # htmx: the live segment count
+    ("POST", "/traces/compare"): 200,  # the side-by-side result
+    # The seeded reply was sent, not failed: nothing to retry (state conflict).
+    ("POST", "/inbox/{cid}/messages/{mid}/retry"): 409,
+    # The assign row gave the conversation to a colleague: an agent no longer holds it, an admin may.
+    ("POST", "/inbox/{cid}/handback"): {"agent": 409},
+    ("POST", "/inbox/{cid}/resolve"): {"agent": 409},
+}
+
+
+def expected_status(method: str, path: str, role: str) -> int:
+    rule = 200 if method == "GET" else 303
+    listed = EXPECTED.get((method, path), rule)
+    return listed.get(role, rule) if isinstance(listed, dict) else listed
+
+
+def test_expected_statuses_name_matrix_rows() -> None:
+    rows = {(m, p): allowed for m, p, allowed, _ in MATRIX}
+    for route, status in EXPECTED.items():
+        assert route in rows, f"{route} is not in MATRIX"
+        if isinstance(status, dict):
+            assert set(status) <= rows[route], f"{route}: a status for a role the route refuses"
+
+
 # Reachable without logging in (signed webhooks, health, assets, login itself, the API schema).
 PUBLIC = {
     ("POST", "/twilio/sms"),
@@ -125,12 +174,20 @@ async def _ids(web: Web) -> dict[str, int]:
         trace = (await s.exec(select(Trace).where(Trace.conversation_id == cid))).first()
         assert trace is not None
         spare = await add_user(s, "spare@example.com", "agent", "long enough password")
+        canned = CannedReply(title="Hello", body="Hi {first_name}!")
+        s.add(canned)
+        outbound = select(Message).where(Message.conversation_id == cid, Message.direction == "out")
+        reply = (await s.exec(outbound)).first()
+        assert reply is not None
         await s.commit()
-    return {"cid": cid, "tid": trace.id or 0, "uid": spare.id or 0}
+    assert canned.id == 1  # the canned reply the matrix's insert form names
+    return {"cid": cid, "tid": trace.id or 0, "uid": spare.id or 0, "rid": canned.id, "mid": reply.id or 0}
 
 
 def _fill(path: str, ids: dict[str, int]) -> str:
-    return path.format(**ids)
+    """``{cid}`` and the other seeded ids filled in; any other braces (a canned reply's
+    ``{first_name}``) are left as they are."""
+    return re.sub(r"\{(\w+)\}", lambda m: str(ids.get(m.group(1), m.group(0))), path)
 
 
 async def test_anonymous_visitors_are_sent_to_login_or_get_401(web: Web) -> None:
@@ -141,7 +198,7 @@ async def test_anonymous_visitors_are_sent_to_login_or_get_401(web: Web) -> None
         if method == "GET":
             resp = await web.client.get(url, follow_redirects=False)
         else:
-            resp = await post_form(web.client, url, form)
+            resp = await post_form(web.client, url, {k: _fill(v, ids) for k, v in (form or {}).items()})
         if path.startswith("/api"):
             assert resp.status_code == 401, (method, url, resp.status_code)
             assert resp.json()["status_code"] == 401
@@ -162,14 +219,18 @@ async def test_htmx_requests_without_a_session_redirect_the_whole_page(web: Web)
 async def test_each_role_reaches_exactly_its_routes(web: Web, role: str) -> None:
     ids = await _ids(web)
     assert (await login(web.client, role)).status_code == 303
+    wrong = []  # every permitted route that answered otherwise than expected, reported together
     for method, path, allowed, form in MATRIX:
         url = _fill(path, ids)
         if method == "GET":
             resp = await web.client.get(url, follow_redirects=False)
         else:
-            resp = await post_form(web.client, url, form)
+            resp = await post_form(web.client, url, {k: _fill(v, ids) for k, v in (form or {}).items()})
         if role in allowed:
-            assert resp.status_code not in (401, 403), (role, method, url, resp.status_code, resp.text[:300])
+            if resp.status_code != (want := expected_status(method, path, role)):
+                alert = re.search(r'role="alert">([^<]*)<', resp.text)  # the page's error, if it shows one
+                why = alert.group(1) if alert else resp.text[:200]
+                wrong.append((method, url, resp.status_code, want, why))
             assert not resp.headers.get("location", "").startswith("/login"), (role, method, url)
         else:
             assert resp.status_code == 403, (role, method, url, resp.status_code)
@@ -177,6 +238,7 @@ async def test_each_role_reaches_exactly_its_routes(web: Web, role: str) -> None
                 assert resp.json()["status_code"] == 403
             else:
                 assert "Not allowed" in resp.text
+    assert not wrong, f"{role}: (method, url, got, expected, body) {wrong}"
 
 
 async def test_reviewer_cannot_see_admin_or_inbox_links(web: Web) -> None:

@@ -34,15 +34,12 @@ from tests.web.conftest import EMAILS, PASSWORD, FakeTwilio, seed_users, web_set
 from textdesk.services import build_services
 from web.app import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 CUSTOMER = "+12125550123"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian chromium is not installed at /usr/bin/chromium "
-    "(Playwright cannot download its own browser here)",
-)
+# The `chromium` fixture (tests/web/conftest.py) first: without chromium a browser test skips, or
+# fails under CI, before its server starts. Other browser test files import this.
+pytestmark = pytest.mark.usefixtures("chromium")
 
 
 def free_port() -> int:
@@ -134,12 +131,12 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
+def browser(chromium: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
+            executable_path=str(chromium),
             args=[
                 "--no-sandbox",
                 "--disable-background-networking",

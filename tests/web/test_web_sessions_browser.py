@@ -10,17 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.web.test_web_browser import CHROMIUM, Server, browser, log_in, serve
+from tests.web.test_web_browser import Server, browser, log_in, pytestmark, serve
 from web.auth import SESSION_COOKIE
 
-__all__ = ["browser"]  # the fixture, imported so pytest finds it here
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian chromium is not installed at /usr/bin/chromium "
-    "(Playwright cannot download its own browser here)",
-)
-
+__all__ = ["browser", "pytestmark"]  # the fixtures and the chromium check, used by pytest by name
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:

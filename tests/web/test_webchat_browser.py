@@ -18,15 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.web.test_web_browser import CHROMIUM, Server, browser, free_port, log_in, serve, shot
+from tests.web.test_web_browser import Server, browser, free_port, log_in, pytestmark, serve, shot
 
-__all__ = ["browser"]  # the fixture, imported so pytest finds it here
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian chromium is not installed at /usr/bin/chromium "
-    "(Playwright cannot download its own browser here)",
-)
+__all__ = ["browser", "pytestmark"]  # the fixtures and the chromium check, used by pytest by name
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Maple Street Salon</title></head>

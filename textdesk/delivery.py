@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -65,40 +66,34 @@ class Dispatcher:
         """Attempts over every retry burst before a retryable failure is final."""
         return 5 * self.max_attempts
 
-    async def retry_now(self, message_id: int) -> bool:
-        """Staff's "retry now": a retrying (or failed, but not opted-out) message goes back to the
-        queue at once. False when it is no longer retryable (sent, cancelled, opted out)."""
+    async def _move_unsent(self, message_id: int, from_: tuple[str, ...], to: str, *when: Any) -> bool:
+        """Atomically move an outbound message that never left from one of ``from_`` to ``to``
+        (and clear its planned retry). False when it is in no such state any more."""
         async with self.sessions() as s:
             res = await s.exec(
                 update(Message)
                 .where(
                     col(Message.id) == message_id,
                     col(Message.direction) == "out",
-                    col(Message.status).in_(("retrying", "failed")),
+                    col(Message.status).in_(from_),
                     col(Message.provider_message_id).is_(None),
-                    or_(col(Message.error).is_(None), col(Message.error) != "opted_out"),
+                    *when,
                 )
-                .values(status="queued", next_attempt_at=None)
+                .values(status=to, next_attempt_at=None)
             )
             await s.commit()
         return bool(res.rowcount == 1)
 
+    async def retry_now(self, message_id: int) -> bool:
+        """Staff's "retry now": a retrying (or failed, but not opted-out) message goes back to the
+        queue at once. False when it is no longer retryable (sent, cancelled, opted out)."""
+        not_opted_out = or_(col(Message.error).is_(None), col(Message.error) != "opted_out")
+        return await self._move_unsent(message_id, ("retrying", "failed"), "queued", not_opted_out)
+
     async def cancel(self, message_id: int) -> bool:
         """Staff's "cancel": a message that has not left yet never will (its retry job finds it
         cancelled). False when it already left or is not pending."""
-        async with self.sessions() as s:
-            res = await s.exec(
-                update(Message)
-                .where(
-                    col(Message.id) == message_id,
-                    col(Message.direction) == "out",
-                    col(Message.status).in_(("queued", "retrying")),
-                    col(Message.provider_message_id).is_(None),
-                )
-                .values(status="cancelled", next_attempt_at=None)
-            )
-            await s.commit()
-        return bool(res.rowcount == 1)
+        return await self._move_unsent(message_id, ("queued", "retrying"), "cancelled")
 
     def sender_for(self, conv: Conversation | None) -> Sender | None:
         channel = conv.channel if conv else "sms"

@@ -126,29 +126,31 @@ async def inbox_counts(session: AsyncSession, user_id: int) -> dict[str, int]:
 
 
 async def _risk_inputs(
-    session: AsyncSession, ids: list[int]
+    session: AsyncSession, ids: list[int], open_ids: list[int]
 ) -> tuple[dict[int, list[MessageFacts]], dict[int, list[list[dict[str, Any]]]], set[int]]:
-    """Each conversation's messages (oldest first), its turns' trace steps, and which were blocked."""
-    facts: dict[int, list[MessageFacts]] = {i: [] for i in ids}
-    steps: dict[int, list[list[dict[str, Any]]]] = {i: [] for i in ids}
-    blocked: set[int] = set()
+    """Each open conversation's messages (oldest first) and turns' trace steps (a resolved one is
+    never at risk, so its history is not read), and which of ``ids`` the screen blocked."""
+    facts: dict[int, list[MessageFacts]] = {i: [] for i in open_ids}
+    steps: dict[int, list[list[dict[str, Any]]]] = {i: [] for i in open_ids}
     if not ids:
-        return facts, steps, blocked
+        return facts, steps, set()
     cols = (Message.conversation_id, Message.direction, Message.author, Message.body, Message.status,
             Message.created_at)
     rows = await session.exec(
-        select(*cols).where(col(Message.conversation_id).in_(ids)).order_by(col(Message.id))  # type: ignore[call-overload]
+        select(*cols).where(col(Message.conversation_id).in_(open_ids)).order_by(col(Message.id))  # type: ignore[call-overload]
     )
     for cid, direction, author, body, status, at in rows:
         facts[cid].append(MessageFacts(direction, author, body or "", status, at))
-    for cid, route, turn in await session.exec(
-        select(Trace.conversation_id, Trace.route, Trace.steps)
-        .where(col(Trace.conversation_id).in_(ids))
+    for cid, turn in await session.exec(
+        select(Trace.conversation_id, Trace.steps)
+        .where(col(Trace.conversation_id).in_(open_ids))
         .order_by(col(Trace.id))
     ):
         steps[cid or 0].append(list(turn or []))
-        if route == "blocked":
-            blocked.add(cid or 0)
+    screened = select(Trace.conversation_id).where(
+        col(Trace.conversation_id).in_(ids), Trace.route == "blocked"
+    )
+    blocked = {int(cid or 0) for cid in await session.exec(screened.distinct())}
     return facts, steps, blocked
 
 
@@ -163,7 +165,8 @@ async def inbox_rows(
     stmt = _filtered(f).order_by(_PRIORITY, col(Conversation.last_message_at).desc()).limit(f.limit)
     pairs = list((await session.exec(stmt)).all())
     ids = [conv.id or 0 for conv, _ in pairs]
-    facts, steps, blocked = await _risk_inputs(session, ids)
+    open_ids = [conv.id or 0 for conv, _ in pairs if conv.status != "resolved"]
+    facts, steps, blocked = await _risk_inputs(session, ids, open_ids)
     now = now or dt.datetime.now(dt.UTC)
     last: dict[int, Message] = {}
     if ids:

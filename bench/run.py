@@ -402,7 +402,8 @@ def fakes(tmp: Path, llm_latency_s: float = 0.8) -> Iterator[str]:
 
 
 def fake_stats(url: str) -> dict[str, Any]:
-    return json.loads(_http("GET", f"{url}/stats")[1])
+    stats: dict[str, Any] = json.loads(_http("GET", f"{url}/stats")[1])
+    return stats
 
 
 def fake_reset(url: str) -> None:
@@ -447,7 +448,8 @@ def run_load(srv: Server, tmp: Path, *, body: str, concurrency: int, requests: i
         if proc.returncode != 0:
             err = proc.stderr.read() if proc.stderr else ""
             raise RuntimeError(f"load generator failed ({proc.returncode}): {err[-2000:]}")
-        return json.loads(last)
+        report: dict[str, Any] = json.loads(last)
+        return report
     finally:
         watchdog.cancel()
         _stop(proc, grace=5)

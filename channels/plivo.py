@@ -152,7 +152,7 @@ def _plivo_number(number: str) -> str:
     return number.strip().removeprefix("+")
 
 
-class _RestClient(plivo.RestClient):
+class _RestClient(plivo.RestClient):  # type: ignore[misc]  # the SDK ships no type information
     """The SDK's client, pointed at another API host (a local fake in tests and benchmarks): the
     SDK resets its base URI on every request, so the prepared request's URL is rewritten."""
 

@@ -18,7 +18,7 @@ from litestar import Request, Response
 
 from store import repo
 from textdesk import tasks
-from textdesk.pipeline import Inbound, TurnResult
+from textdesk.pipeline import Inbound, Pipeline, TurnResult
 
 __all__ = ["answer_by_rest", "first_use", "form_or_json", "refuse"]
 
@@ -34,7 +34,8 @@ async def answer_by_rest(
     whose response shows them (the web chat)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + budget_s
-    turn = asyncio.ensure_future(services.pipeline.handle(inbound))
+    pipeline: Pipeline = services.pipeline
+    turn = asyncio.ensure_future(pipeline.handle(inbound))
 
     async def send_replies() -> None:
         result = await turn

@@ -14,7 +14,7 @@ __all__ = ["HttpxTwilioClient"]
 _log = logging.getLogger("textdesk.twilio.http")
 
 
-class HttpxTwilioClient(AsyncHttpClient):
+class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]  # twilio's http base class is untyped
     def __init__(self, client: httpx.AsyncClient | None = None, timeout: float = 10.0) -> None:
         super().__init__(_log, True, timeout)
         self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))

@@ -160,7 +160,9 @@ async def _contact(services: Any, visitor_id: str, create: bool) -> Contact | No
     """The visitor's contact (created on their first message)."""
     for _ in range(2):  # a concurrent first message may create it first
         async with services.sessions() as s:
-            found = (await s.exec(select(Contact).where(Contact.visitor_id == visitor_id))).first()
+            found: Contact | None = (
+                await s.exec(select(Contact).where(Contact.visitor_id == visitor_id))
+            ).first()
             if found is not None or not create:
                 return found
             contact = Contact(phone=VISITOR_PREFIX + visitor_id, visitor_id=visitor_id)

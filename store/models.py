@@ -146,7 +146,7 @@ class Booking(SQLModel, table=True):
 
 for _dialect in ("postgresql", "sqlite"):  # create_all gets the rule the migrations install
     for _statement in no_overlap.ddl(_dialect):
-        _ddl = DDL(_statement).execute_if(dialect=_dialect)
+        _ddl = DDL(_statement).execute_if(dialect=_dialect)  # type: ignore[no-untyped-call]  # SQLAlchemy's DDL() has no annotations
         event.listen(SQLModel.metadata.tables["booking"], "after_create", _ddl)
 
 

@@ -9,13 +9,16 @@ writes arguments the click way (``PATHS...``, ``[BUSINESS]``). Every textdesk co
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
 from typer._click import Context  # typer's own click, the type its command classes take
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 __all__ = ["Command", "Group", "Typer"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _tidy(params: list[Any]) -> list[Any]:
@@ -51,6 +54,7 @@ class Typer(typer.Typer):
         kwargs.setdefault("cls", Group)
         super().__init__(*args, **kwargs)
 
-    def command(self, *args: Any, **kwargs: Any) -> Any:
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
         kwargs.setdefault("cls", Command)
-        return super().command(*args, **kwargs)
+        decorator: Callable[[F], F] = super().command(*args, **kwargs)
+        return decorator

@@ -75,7 +75,7 @@ def _local(ctx: ToolContext, date: str, time: str) -> tuple[dt.date, dt.time]:
 
 
 async def _own_booking(ctx: ToolContext, booking_id: str) -> Booking:
-    booking = await ctx.session.get(Booking, booking_id)
+    booking: Booking | None = await ctx.session.get(Booking, booking_id)
     if booking is None or booking.contact_id != ctx.contact.id or booking.status != "active":
         raise ToolError("not_found", f"no active booking {booking_id!r} for this customer")
     return booking

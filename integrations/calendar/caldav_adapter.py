@@ -148,7 +148,8 @@ class CalDAVCalendar:
         if resp.status == 412:
             raise CalendarConflict(f"{what}: the event changed on the server meanwhile")
         self._check(resp, what, (200, 201, 204))
-        return resp.headers.get("ETag")
+        etag: str | None = resp.headers.get("ETag")
+        return etag
 
     def _delete(self, url: str) -> None:
         self._check(self._client.delete(url), "DELETE event", (200, 204, 404, 410))

@@ -4,7 +4,7 @@ and the business file's facts, read-only."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
@@ -43,7 +43,7 @@ class RulesController(Controller):
 
     async def _page(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         db: Db,
         staff: CurrentStaff,
         services: Svc,
@@ -69,13 +69,15 @@ class RulesController(Controller):
         )
 
     @get("/", name="rules")
-    async def index(self, request: Request, db: Db, staff: CurrentStaff, services: Svc) -> Template:
+    async def index(
+        self, request: Request[Any, Any, Any], db: Db, staff: CurrentStaff, services: Svc
+    ) -> Template:
         return await self._page(request, db, staff, services)
 
     @post("/auto-replies", guards=[requires(*ADMIN)], status_code=303)
     async def save(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         db: Db,
         staff: CurrentStaff,
         services: Svc,
@@ -93,7 +95,7 @@ class RulesController(Controller):
     @post("/auto-replies/delete", guards=[requires(*ADMIN)], status_code=303)
     async def delete(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         db: Db,
         staff: CurrentStaff,
         services: Svc,

@@ -45,7 +45,7 @@ ESCALATION_REASONS: tuple[str, ...] = EscalationReason.__args__  # type: ignore[
 
 
 class Slots(BaseModel):
-    """Normalized slot values (DESIGN.md section 2). ``None`` means not mentioned."""
+    """Normalized slot values (docs/architecture.md section 2). ``None`` means not mentioned."""
 
     model_config = ConfigDict(extra="forbid")
 

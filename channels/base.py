@@ -4,7 +4,7 @@ A channel (an SMS provider, WhatsApp, web chat) authenticates its own webhooks, 
 ``textdesk.pipeline.Inbound``, sends replies through a ``Sender`` and maps its own delivery
 statuses and error codes into ``DeliveryStatus`` and ``DeliveryError`` before anything outside
 ``channels/`` sees them. The core stores ``provider`` + ``provider_message_id`` and never
-interprets a provider's codes (see docs/channels.md, "Adding a channel").
+interprets a provider's codes (see docs/architecture.md section 8, "A channel").
 """
 
 from __future__ import annotations

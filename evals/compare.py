@@ -105,7 +105,7 @@ def diff_runs(a: Run, b: Run) -> tuple[list[MetricDelta], list[CaseChange]]:
 
 
 def compare_json(a: Run, b: Run) -> dict[str, Any]:
-    """Both reports (each in the DESIGN.md section 4 shape) plus the diff."""
+    """Both reports (each in the docs/architecture.md section 4 shape) plus the diff."""
     deltas, changes = diff_runs(a, b)
     return {"a": run_json(a), "b": run_json(b), "diff": {
         "metrics": {d.name: {"a": d.a, "b": d.b, "delta": d.delta, "regression": d.regression}

@@ -242,7 +242,7 @@ def _tool_expect(call: dict[str, Any], known: set[str]) -> dict[str, Any]:
 async def conversation_to_case(session: AsyncSession, conversation_id: int, business: Business | None = None,
                                *, business_ref: str | dict[str, Any] | None = None,
                                upto_message_id: int | None = None) -> dict[str, Any]:
-    """A stored conversation as a DESIGN.md section 4 case that ``textdesk eval`` runs unchanged.
+    """A stored conversation as a docs/architecture.md section 4 case that ``textdesk eval`` runs unchanged.
 
     Turns are the inbound messages at their stored times; each turn's ``expect`` comes from its
     trace (route, rule, intent, tools, escalated, reply). ``business`` converts fixture bookings

@@ -1,4 +1,4 @@
-"""Load eval case files (DESIGN.md section 4) into validated, self-contained cases.
+"""Load eval case files (docs/architecture.md section 4) into validated, self-contained cases.
 
 A case file is YAML with a top-level ``cases:`` list (plus optional ``suite`` and ``defaults``),
 or JSONL with one case per line. Folders are searched recursively for ``*.yaml|*.yml|*.jsonl``;
@@ -51,7 +51,7 @@ __all__ = [
 SUFFIXES = (".yaml", ".yml", ".jsonl")
 _STEP = dt.timedelta(minutes=1)  # default gap between turns, so turns have distinct, ordered times
 
-# The contract's vocabularies (DESIGN.md sections 2 and 4), spelled out so a typo in a case file
+# The contract's vocabularies (docs/architecture.md sections 2 and 4), spelled out so a typo in a case file
 # is a load error; tests/evals keep them in step with the pipeline's own lists.
 Route = Literal["rule", "agent", "handoff", "blocked", "limited"]
 RuleName = Literal["opt_out", "opt_in", "help", "human"]

@@ -63,7 +63,7 @@ __all__ = [
     "slot_counts",
 ]
 
-# The contract's keys (DESIGN.md section 4), in order; slot P and R are extra.
+# The contract's keys (docs/architecture.md section 4), in order; slot P and R are extra.
 METRICS = ("intent_accuracy", "slot_f1", "tool_call_exact", "escalation_precision", "escalation_recall",
            "containment", "compliance", "blocked_rate", "llm_calls_per_turn", "tokens_per_turn",
            "p50_ms", "p95_ms")

@@ -1,6 +1,6 @@
 """Eval reports: the console (rich), the JSON contract, JUnit XML and a one-file HTML page.
 
-The JSON shape is DESIGN.md section 4 and other people's tooling reads it: keys may be added
+The JSON shape is docs/architecture.md section 4 and other people's tooling reads it: keys may be added
 (``support``, ``confusion``, ``gates``, per-case ``file``/``tags``/``final``...), never removed or
 renamed. The HTML page is static (inline CSS, ``<details>`` instead of JavaScript) so it can be
 attached to a CI run or mailed as is.
@@ -69,7 +69,7 @@ def _turn_json(t: TurnOutcome) -> dict[str, Any]:
 
 
 def run_json(run: Run) -> dict[str, Any]:
-    """The DESIGN.md section 4 report for one run."""
+    """The docs/architecture.md section 4 report for one run."""
     m = run.metrics
     summary: dict[str, Any] = {
         "cases": len(run.cases), "passed": len(run.cases) - run.failed, "failed": run.failed,

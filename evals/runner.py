@@ -101,7 +101,7 @@ class CaseOutcome:
 
 
 def actual_from_result(r: TurnResult) -> dict[str, Any]:
-    """A turn as the JSON report states it (DESIGN.md section 4)."""
+    """A turn as the JSON report states it (docs/architecture.md section 4)."""
     return {"route": r.route, "rule": r.rule, "intent": r.intent, "slots": dict(r.slots),
             "confidence": r.confidence, "tools": [dict(t) for t in r.tools], "escalated": r.escalated,
             "escalation_reason": r.escalation_reason, "consent": r.consent, "reply": r.reply,

@@ -1,4 +1,4 @@
-"""Hard keyword rules (DESIGN.md section 1): opt-out, opt-in, HELP, HUMAN. No model involved.
+"""Hard keyword rules (docs/architecture.md section 1): opt-out, opt-in, HELP, HUMAN. No model involved.
 
 A single-word message matches a keyword in any case, ignoring surrounding whitespace and
 punctuation. Natural-language opt-outs are matched by families of phrasing (stop sending,

@@ -1,6 +1,6 @@
 """The business file: the facts textdesk may state and the catalogue it books against.
 
-Loaded once from YAML (DESIGN.md section 3) and validated with pydantic so a typo in a
+Loaded once from YAML (docs/architecture.md section 3) and validated with pydantic so a typo in a
 business file fails at start-up, not in the middle of a customer's conversation.
 """
 

@@ -1,8 +1,8 @@
-"""The message pipeline, in DESIGN.md section 1 order. Order is a safety property.
+"""The message pipeline, in docs/architecture.md section 1 order. Order is a safety property.
 
-``Pipeline.handle`` reads top to bottom as the design: persist (idempotent) -> normalize and
-serialize per contact -> rate limit -> hard rules -> handoff -> injection screen -> understand
--> policy -> tools -> output guard -> persist outbound -> trace. Each step appends a
+``Pipeline.handle`` reads top to bottom as the design: normalize -> persist (idempotent) ->
+serialize per contact -> rate limit -> hard rules -> handoff -> auto-replies -> injection screen
+-> understand -> policy -> tools -> output guard -> persist outbound -> trace. Each step appends a
 StepDecision to the turn's trace; short-circuits end the turn at the step that decided.
 Every channel (SMS providers, WhatsApp, web chat, console) and the eval runner all call this one method.
 """

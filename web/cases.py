@@ -1,4 +1,4 @@
-""" "Save as eval case": one labelled trace -> a DESIGN.md section 4 case file.
+""" "Save as eval case": one labelled trace -> a docs/architecture.md section 4 case file.
 
 The case replays the conversation's inbound turns up to and including the labelled one, each at
 its recorded time (``at``), against the contact as it was before the first of them, and checks

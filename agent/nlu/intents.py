@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from agent.types import INTENTS  # the intent contract (DESIGN.md section 2), defined once
+from agent.types import INTENTS  # the intent contract (docs/architecture.md section 2), defined once
 from textdesk.textclf import TextClassifier, normalize_text
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Acceptance: the DESIGN.md sample passes on a correct textdesk, with compliance at 100 %."""
+"""Acceptance: the shared sample (docs/architecture.md section 4) passes on a correct textdesk,
+with compliance at 100 %."""
 
 from __future__ import annotations
 

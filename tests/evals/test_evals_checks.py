@@ -1,4 +1,4 @@
-"""The matching rules of DESIGN.md section 4, as pure functions over a turn's ``actual`` dict."""
+"""The matching rules of docs/architecture.md section 4, as pure functions over a turn's ``actual`` dict."""
 
 from __future__ import annotations
 

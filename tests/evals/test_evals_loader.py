@@ -1,4 +1,5 @@
-"""Loading case files: the DESIGN.md sample loads as is; every malformation names file, case, field."""
+"""Loading case files: the shared sample (docs/architecture.md section 4) loads as is; every
+malformation names file, case, field."""
 
 from __future__ import annotations
 

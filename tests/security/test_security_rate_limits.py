@@ -1,4 +1,4 @@
-"""Rate limits over signed Twilio webhooks (DESIGN.md section 1, step 4).
+"""Rate limits over signed Twilio webhooks (docs/architecture.md section 1, step 4).
 
 Per sender: a polite notice once, then silence, recorded as route "limited". An opt-out still
 works from a limited sender. A global limit caps everyone; another sender is unaffected by one

@@ -5,7 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
-__all__ = ["Clock", "FrozenClock", "SystemClock"]
+__all__ = ["Clock", "FrozenClock", "SystemClock", "as_aware"]
+
+
+def as_aware(value: dt.datetime) -> dt.datetime:
+    """A stored time, timezone-aware: SQLite hands datetimes back naive (and aggregates such as
+    MIN() always do); every stored time is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 class Clock(Protocol):

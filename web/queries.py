@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import Booking, ConsentEvent, Contact, Conversation, Message, Trace, User
+from textdesk.clock import as_aware
 from web.risk import MessageFacts, risk_reasons
 
 __all__ = [
@@ -255,11 +256,11 @@ class ConversationView:
     def timeline(self) -> list[tuple[str, Any]]:
         """Messages and staff notes in time order: ("msg", Message) or ("note", dict)."""
         items: list[tuple[dt.datetime, int, str, Any]] = [
-            (_as_utc(m.created_at), i, "msg", m) for i, m in enumerate(self.messages)
+            (as_aware(m.created_at), i, "msg", m) for i, m in enumerate(self.messages)
         ]
         for j, note in enumerate(self.conversation.notes):
             try:
-                at = _as_utc(dt.datetime.fromisoformat(str(note.get("at"))))
+                at = as_aware(dt.datetime.fromisoformat(str(note.get("at"))))
             except ValueError:
                 at = dt.datetime.max.replace(tzinfo=dt.UTC)
             items.append((at, len(self.messages) + j, "note", note))
@@ -271,9 +272,6 @@ class ConversationView:
         last = self.messages[-1] if self.messages else None
         return last if last is not None and last.direction == "in" else None
 
-
-def _as_utc(at: dt.datetime) -> dt.datetime:
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 @dataclass

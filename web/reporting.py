@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import ConsentEvent, Contact, Conversation, Message
+from textdesk.clock import as_aware
 
 __all__ = ["DayRow", "Report", "RuleHits", "build_report", "rule_hits"]
 
@@ -174,7 +175,7 @@ async def build_report(
             if first is None:
                 rep.unanswered += 1
             elif at is not None:
-                rep.first_response_s.append(max(0.0, (_aware(first) - _aware(at)).total_seconds()))
+                rep.first_response_s.append(max(0.0, (as_aware(first) - as_aware(at)).total_seconds()))
 
     columns = (
         Message.created_at, Message.direction, Message.segments, Message.status, Message.error_code,
@@ -186,7 +187,7 @@ async def build_report(
     delivery: Counter[str] = Counter()
     codes: Counter[tuple[str, int | None]] = Counter()
     for created, direction, segments, status, code, provider in msgs:
-        row = days.get(_aware(created).astimezone(tz).date())
+        row = days.get(as_aware(created).astimezone(tz).date())
         if direction == "in":
             if row:
                 row.inbound += 1
@@ -206,7 +207,7 @@ async def build_report(
         )
     ):
         sources[source] += 1
-        row = days.get(_aware(at).astimezone(tz).date())
+        row = days.get(as_aware(at).astimezone(tz).date())
         if row:
             row.opt_outs += 1
     rep.opt_out_sources = sources.most_common()
@@ -214,10 +215,6 @@ async def build_report(
     rep.days = list(days.values())
     return rep
 
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes for aggregates like MIN(); they are UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 @dataclass

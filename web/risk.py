@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
+from textdesk.clock import as_aware
+
 __all__ = ["RISK_LABELS", "MessageFacts", "risk_reasons", "sounds_upset"]
 
 WORDS_FILE = Path(__file__).with_name("risk_words.yaml")
@@ -61,9 +63,6 @@ class MessageFacts:
     created_at: dt.datetime
 
 
-def _aware(at: dt.datetime) -> dt.datetime:
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
-
 
 def _question(body: str) -> str | None:
     asked = re.findall(r"[^.!?\n]*\?", body)
@@ -98,7 +97,7 @@ def risk_reasons(
         and idle_after is not None
         and last is not None
         and last.direction == "in"
-        and now - _aware(last.created_at) >= idle_after
+        and now - as_aware(last.created_at) >= idle_after
     ):
         reasons.append("idle_claim")
     elif trailing_in >= 2:

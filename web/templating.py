@@ -16,7 +16,7 @@ from litestar.template.config import TemplateConfig
 
 from agent.timeparse import format_date, format_time
 from textdesk.business import Business
-from textdesk.clock import Clock
+from textdesk.clock import Clock, as_aware
 from textdesk.phone import VISITOR_PREFIX, is_visitor
 from textdesk.redact import redact
 from web.risk import RISK_LABELS
@@ -79,9 +79,6 @@ DELIVERY_ERROR_WORDS = {
 }
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
 
 def address(phone: str) -> str:
     """How staff see a contact's address: a web chat visitor who left no number has none."""
@@ -121,7 +118,7 @@ def local_time(value: dt.datetime | str | None, business: Business, style: str =
             return str(value)
     if value is None:
         return "–"
-    at = _aware(value).astimezone(business.tz)
+    at = as_aware(value).astimezone(business.tz)
     day = format_date(at.date())  # "Mon Mar 2": the bot's own tables, not the process locale
     month_day = day.partition(" ")[2]
     if style == "date":
@@ -148,7 +145,7 @@ def template_config(
     )
 
     def since(value: dt.datetime | None) -> str:
-        return "–" if value is None else duration((clock.now() - _aware(value)).total_seconds())
+        return "–" if value is None else duration((clock.now() - as_aware(value)).total_seconds())
 
     def local(value: dt.datetime | str | None, style: str = "short") -> str:
         return local_time(value, business, style)
@@ -165,7 +162,7 @@ def template_config(
         return value
 
     def iso(value: dt.datetime | None) -> str:
-        return "" if value is None else _aware(value).astimezone(business.tz).isoformat(timespec="seconds")
+        return "" if value is None else as_aware(value).astimezone(business.tz).isoformat(timespec="seconds")
 
     env.filters.update(
         since=since,

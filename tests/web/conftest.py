@@ -5,6 +5,7 @@ and to post forms with the CSRF token."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -145,6 +146,13 @@ async def post_form(
         follow_redirects=kw.pop("follow_redirects", False),
         **kw,
     )
+
+
+def inbox_row(html: str, cid: int) -> str:
+    """The inbox table's one row for conversation ``cid``."""
+    rows = [r for r in re.findall(r"<tr.*?</tr>", html, re.S) if f'href="/inbox/{cid}"' in r]
+    assert len(rows) == 1, rows
+    return rows[0]
 
 
 async def settle(limit_s: float = 10.0) -> None:

@@ -6,12 +6,11 @@ the team and, after hours, tells the customer."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from sqlmodel import col, select
 
 from store.models import AuditEvent, Job, Message
-from tests.web.conftest import Web, login, post_form
+from tests.web.conftest import Web, inbox_row, login, post_form
 from web.reporting import build_report
 
 
@@ -19,12 +18,6 @@ async def agent_reply(web: Web, cid: int, body: str) -> Message:
     assert (await post_form(web.client, f"/inbox/{cid}/reply", {"body": body})).status_code == 303
     async with web.services.sessions() as s:
         return (await s.exec(select(Message).where(Message.body == body))).one()
-
-
-def inbox_row(html: str, cid: int) -> str:
-    rows = [r for r in re.findall(r"<tr.*?</tr>", html, re.S) if f'href="/inbox/{cid}"' in r]
-    assert len(rows) == 1, rows
-    return rows[0]
 
 
 async def row(web: Web, mid: int) -> Message:

@@ -10,18 +10,12 @@ import re
 from sqlmodel import col, select
 
 from store.models import AuditEvent, Contact, Conversation, Message
-from tests.web.conftest import Web, login, post_form
+from tests.web.conftest import Web, inbox_row, login, post_form
 from web.risk import sounds_upset
 
 
 def row_ids(html: str) -> list[int]:
     return [int(x) for x in re.findall(r'<td data-label="Customer"><a href="/inbox/(\d+)"', html)]
-
-
-def inbox_row(html: str, cid: int) -> str:
-    rows = [r for r in re.findall(r"<tr.*?</tr>", html, re.S) if f'href="/inbox/{cid}"' in r]
-    assert len(rows) == 1, rows
-    return rows[0]
 
 
 async def test_a_struggling_bot_conversation_rises_to_the_top_with_its_reason(web: Web) -> None:
